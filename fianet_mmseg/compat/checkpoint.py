@@ -1,0 +1,35 @@
+"""Let ``torch.load(weights_only=True)`` read the checkpoints mmengine writes.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+calls ``torch.load`` without the argument. A checkpoint saved by mmengine's
+``CheckpointHook`` holds, besides tensors, the runner's message hub
+(``HistoryBuffer`` objects wrapping numpy arrays) and numpy scalars, which the
+safe unpickler refuses. Instead of turning safe loading off, this registers
+exactly those classes as safe globals; every other file keeps the default
+protection.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> list:
+    """numpy callables and types that pickled arrays and scalars refer to."""
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_types = [type(np.dtype(t)) for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+        np.uint32, np.uint64, np.float16, np.float32, np.float64)]
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_types]
+
+
+def register_checkpoint_safe_globals() -> None:
+    """Allow mmengine's own checkpoint contents under safe loading."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:  # torch < 2.4 loads unsafely by default anyway
+        return
+    from mmengine.logging.history_buffer import HistoryBuffer
+    add([HistoryBuffer, *_numpy_globals()])

@@ -1,0 +1,3 @@
+from .fiam_swin import FIAMSwinTransformer
+
+__all__ = ['FIAMSwinTransformer']

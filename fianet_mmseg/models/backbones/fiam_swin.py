@@ -1,0 +1,147 @@
+"""Swin Transformer with a FIAM after every stage (FIANet's image encoder)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import ModuleList
+from mmengine.runner import CheckpointLoader
+from mmseg.models.backbones import SwinTransformer
+from mmseg.models.backbones.swin import WindowMSA
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..layers import FIAM, TextFeatures
+from ..utils import official_swin_to_mmseg
+
+
+def _per_stage(value: Union[int, bool, Sequence], num_stages: int, name: str) -> list:
+    """Broadcast a scalar option to all stages, or check a per-stage list."""
+    if isinstance(value, (int, bool)):
+        return [value] * num_stages
+    value = list(value)
+    if len(value) != num_stages:
+        raise ValueError(f'{name} has {len(value)} entries for {num_stages} stages')
+    return value
+
+
+@MODELS.register_module()
+class FIAMSwinTransformer(SwinTransformer):
+    """Swin backbone of FIANet: mmseg's Swin stages, each followed by a FIAM.
+
+    The Swin parts (patch embedding, shifted-window blocks, patch merging,
+    per-stage output norms) are mmseg's :class:`SwinTransformer`; this class
+    inserts a :class:`FIAM` between each stage's blocks and its patch merging
+    and returns the FIAM context outputs ``r`` through ``norm{i}``, as the
+    reference does (see :class:`FIAM` for that quirk).
+
+    Args:
+        text_channels (int | None): Word width ``D``. None: set by the
+            segmentor from its text encoder.
+        fusion_num_heads (int | Sequence[int]): Heads of the pixel-word
+            attentions, per stage. Default: 1.
+        with_opab (bool): Use the object-position alignment block (False:
+            LAVT's context-only fusion). Default: True.
+        with_object (bool): OPAB object branch. Default: True.
+        with_position (bool): OPAB position branch. Default: True.
+        use_sdpa (bool): Pixel-word attention through
+            ``F.scaled_dot_product_attention``. Default: True.
+        **kwargs: mmseg :class:`SwinTransformer` arguments (``embed_dims``,
+            ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
+            ``with_cp``, ``init_cfg``...). ``init_cfg=dict(type='Pretrained',
+            checkpoint=...)`` accepts the official Swin release layout
+            (``model`` -> ``layers.*``) as well as mmseg's.
+
+    Shapes:
+        img (B, 3, H, W) -> 4 maps (B, C_i, H / 2^(i+2), W / 2^(i+2)).
+    """
+
+    def __init__(self,
+                 text_channels: Optional[int] = None,
+                 fusion_num_heads: Union[int, Sequence[int]] = 1,
+                 with_opab: bool = True,
+                 with_object: bool = True,
+                 with_position: bool = True,
+                 use_sdpa: bool = True,
+                 **kwargs) -> None:
+        if text_channels is None:
+            raise ValueError('FIAMSwinTransformer needs text_channels (the segmentor '
+                             'fills it in from its text encoder)')
+        super().__init__(**kwargs)
+        num_stages = len(self.stages)
+        if tuple(self.out_indices) != tuple(range(num_stages)):
+            raise ValueError(f'FIANet uses every stage: out_indices must be '
+                             f'{tuple(range(num_stages))}, got {self.out_indices}')
+        heads = _per_stage(fusion_num_heads, num_stages, 'fusion_num_heads')
+        self.fusions = ModuleList([
+            FIAM(channels, text_channels, heads[i], with_opab=with_opab,
+                 with_object=with_object, with_position=with_position,
+                 with_update=i < num_stages - 1, use_sdpa=use_sdpa)
+            for i, channels in enumerate(self.num_features)
+        ])
+        # The relative position index is derived from the window size: keep it
+        # out of checkpoints (the reference's checkpoints do not hold it either).
+        for module in self.modules():
+            if isinstance(module, WindowMSA):
+                index = module.relative_position_index
+                del module._buffers['relative_position_index']
+                module.register_buffer('relative_position_index', index, persistent=False)
+
+    def init_weights(self) -> None:
+        """Random init, or load a Swin checkpoint (official or mmseg layout).
+
+        Backbone weights that the checkpoint does not provide and checkpoint
+        entries that fit nowhere are reported in the log.
+        """
+        if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
+            return super().init_weights()
+        ckpt = CheckpointLoader.load_checkpoint(
+            self.init_cfg['checkpoint'], logger='current', map_location='cpu')
+        state = ckpt.get('state_dict', ckpt.get('model', ckpt))
+        state = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
+                 for k, v in state.items()}
+        state = {k[len('module.'):] if k.startswith('module.') else k: v
+                 for k, v in state.items()}
+        state, dropped = official_swin_to_mmseg(state)
+        own = self.state_dict()
+        for key in [k for k in state if k.endswith('relative_position_bias_table')]:
+            if key in own and own[key].shape != state[key].shape:
+                state[key] = _resize_bias_table(state[key], own[key].shape)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        unplaced_swin = [k for k in missing if not k.startswith('fusions.')]
+        print_log(f'{type(self).__name__}: loaded {len(state) - len(unexpected)} tensors '
+                  f'from {self.init_cfg["checkpoint"]}; FIAM weights start from '
+                  f'scratch ({len(missing) - len(unplaced_swin)} tensors)', logger='current')
+        if unplaced_swin:
+            print_log(f'Swin weights missing from the checkpoint: {unplaced_swin}',
+                      logger='current', level=30)
+        if unexpected or dropped:
+            print_log(f'checkpoint entries not used by the backbone: '
+                      f'{sorted(unexpected) + sorted(dropped)}', logger='current', level=30)
+        self._is_init = True
+
+    def forward(self, img: Tensor, text: TextFeatures) -> List[Tensor]:
+        """img (B, 3, H, W) -> 4 maps (B, C_i, H_i, W_i)."""
+        x, hw_shape = self.patch_embed(img)
+        x = self.drop_after_pos(x)
+        outs = []
+        for i, (stage, fusion) in enumerate(zip(self.stages, self.fusions)):
+            for block in stage.blocks:
+                x = block(x, hw_shape)
+            context, x = fusion(x, hw_shape, text)
+            out = getattr(self, f'norm{i}')(context)
+            outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *hw_shape).contiguous())
+            if stage.downsample is not None:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        return outs
+
+
+def _resize_bias_table(table: Tensor, shape: Tuple[int, int]) -> Tensor:
+    """Bicubic resize of a relative position bias table to another window."""
+    old_len, heads = table.shape
+    new_len = shape[0]
+    old_side, new_side = int(old_len**0.5), int(new_len**0.5)
+    grid = table.transpose(0, 1).reshape(1, heads, old_side, old_side)
+    grid = F.interpolate(grid, size=(new_side, new_side), mode='bicubic')
+    return grid.reshape(heads, new_len).transpose(0, 1).contiguous()

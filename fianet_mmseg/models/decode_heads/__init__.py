@@ -1,0 +1,3 @@
+from .simple_decode_head import SimpleDecodeHead
+
+__all__ = ['SimpleDecodeHead']

@@ -1,0 +1,3 @@
+from .classwise_dice_loss import ClasswiseDiceLoss
+
+__all__ = ['ClasswiseDiceLoss']

@@ -1,0 +1,3 @@
+from .tmem import TMEM, ScaleAwareGate, TextAwareBlock
+
+__all__ = ['TMEM', 'ScaleAwareGate', 'TextAwareBlock']

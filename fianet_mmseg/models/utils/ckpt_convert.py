@@ -1,0 +1,181 @@
+"""Key conversion from the reference layouts to this project's modules.
+
+Two layouts are handled:
+
+* the official Swin release (``swin_base_patch4_window12_384_22k.pth``:
+  ``layers.{i}.blocks.{j}.attn.qkv`` ...) to mmseg's Swin
+  (``stages.{i}.blocks.{j}.attn.w_msa.qkv`` ...), including the channel order
+  of patch merging, which mmseg computes with ``nn.Unfold``;
+* the reference FIANet state dict (prefixes ``backbone.``, ``classifier.``,
+  ``text_encoder.``) to :class:`~fianet_mmseg.models.FIANet`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor
+
+StateDict = Dict[str, Tensor]
+
+# Official Swin entries that are not weights of a segmentation backbone:
+# derived buffers, the classification head and the final norm.
+_SWIN_NOT_WEIGHTS = re.compile(
+    r'(^head\.|^norm\.|relative_position_index$|attn_mask$)')
+
+_SWIN_RULES = [
+    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+    (r'^layers\.(\d+)\.', r'stages.\1.'),
+    (r'\.attn\.(qkv|proj|relative_position_bias_table)', r'.attn.w_msa.\1'),
+    (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
+    (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
+]
+
+# Pixel-word attention ("SILA" in the reference).
+_ATTN_RULES = [
+    (r'\.f_query\.0\.', '.query_proj.'),
+    (r'\.f_key\.0\.', '.key_proj.'),
+    (r'\.f_value\.0\.', '.value_proj.'),
+    (r'\.W\.0\.', '.out_proj.'),
+]
+
+_FIAM_RULES = [
+    (r'^layers\.(\d+)\.fc1\.', r'fusions.\1.channel_gate.0.'),
+    (r'^layers\.(\d+)\.fc2\.', r'fusions.\1.channel_gate.2.'),
+    (r'^layers\.(\d+)\.context_pixel_attn\.vis_project\.0\.', r'fusions.\1.context.vis_proj.0.'),
+    (r'^layers\.(\d+)\.context_pixel_attn\.image_lang_att\.', r'fusions.\1.context.attn.'),
+    (r'^layers\.(\d+)\.context_pixel_attn\.project_mm\.0\.', r'fusions.\1.context.fuse_proj.0.'),
+    (r'^layers\.(\d+)\.context_tanh_gate\.', r'fusions.\1.context_gate.gate.'),
+    (r'^layers\.(\d+)\.object_position_align_blk\.go_cross_attn\.', r'fusions.\1.opab.object_attn.'),
+    (r'^layers\.(\d+)\.object_position_align_blk\.go_tanh_gating\.',
+     r'fusions.\1.opab.object_gate.gate.'),
+    (r'^layers\.(\d+)\.object_position_align_blk\.sp_cross_attn\.',
+     r'fusions.\1.opab.position_attn.'),
+    (r'^layers\.(\d+)\.object_position_align_blk\.conv1\.', r'fusions.\1.opab.position_conv.'),
+]
+_FIAM_KEY = re.compile(r'^layers\.(\d+)\.(fc1|fc2|context_pixel_attn|context_tanh_gate|'
+                       r'object_position_align_blk)\.')
+# Defined by the reference but never used in its forward pass.
+_FIAM_UNUSED = re.compile(r'\.go_embedding\.')
+
+_TMEM_RULES = [
+    (r'^down_channel\.', 'reduce.'),
+    (r'^up_channel\.', 'expand.'),
+    (r'^block\.(\d+)\.tma\.', r'blocks.\1.attn.'),
+    (r'^block\.(\d+)\.ff\.net\.0\.', r'blocks.\1.ffn.0.'),
+    (r'^block\.(\d+)\.ff\.net\.3\.', r'blocks.\1.ffn.2.'),
+    (r'^block\.(\d+)\.(norm1|norm2)\.', r'blocks.\1.\2.'),
+    (r'^fusion\.(\d+)\.local_embedding\.', r'scale_gates.\1.local_conv.'),
+    (r'^fusion\.(\d+)\.bn1\.', r'scale_gates.\1.local_bn.'),
+    (r'^fusion\.(\d+)\.global_embedding\.', r'scale_gates.\1.global_conv.'),
+    (r'^fusion\.(\d+)\.bn2\.', r'scale_gates.\1.global_bn.'),
+    (r'^fusion\.(\d+)\.global_act\.', r'scale_gates.\1.gate_conv.'),
+    (r'^fusion\.(\d+)\.bn3\.', r'scale_gates.\1.gate_bn.'),
+]
+
+# The reference decoder: ``conv{1,2}_{4,3,2}`` / ``bn{1,2}_{4,3,2}`` fuse the
+# deepest map with stage 3, then 2, then 1; ``conv1_1`` is the classifier.
+_HEAD_RULES = [
+    (r'^conv([12])_([432])\.', lambda m: f'fuse_blocks.{4 - int(m[2])}.{int(m[1]) - 1}.conv.'),
+    (r'^bn([12])_([432])\.', lambda m: f'fuse_blocks.{4 - int(m[2])}.{int(m[1]) - 1}.bn.'),
+    (r'^conv1_1\.', 'conv_seg.'),
+]
+
+
+def _apply(rules, key: str) -> str:
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def unfold_merge_order(channels: int) -> Tensor:
+    """Index that reorders official patch-merging channels into mmseg's.
+
+    The official Swin concatenates the 2x2 neighbours as (row, col) offsets
+    (0,0), (1,0), (0,1), (1,1), each with all ``channels``; mmseg's
+    ``nn.Unfold`` orders by channel first, then (0,0), (0,1), (1,0), (1,1).
+    ``mmseg_vector = official_vector[index]``.
+    """
+    index = []
+    for channel in range(channels):
+        for row in range(2):
+            for col in range(2):
+                index.append((row + 2 * col) * channels + channel)
+    return torch.tensor(index)
+
+
+def official_swin_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
+    """Convert an official Swin state dict to mmseg's Swin layout.
+
+    Keys already in mmseg's layout pass through unchanged.
+
+    Returns:
+        tuple: The converted state dict and the keys dropped as non-weights.
+    """
+    if not any(key.startswith('layers.') for key in state):
+        return dict(state), []
+    converted, dropped = {}, []
+    for key, value in state.items():
+        if _SWIN_NOT_WEIGHTS.search(key):
+            dropped.append(key)
+            continue
+        new_key = _apply(_SWIN_RULES, key)
+        if '.downsample.reduction.' in new_key:
+            value = value[:, unfold_merge_order(value.shape[1] // 4)]
+        elif '.downsample.norm.' in new_key:
+            value = value[unfold_merge_order(value.shape[0] // 4)]
+        converted[new_key] = value
+    return converted, dropped
+
+
+def official_fianet_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
+    """Convert a reference FIANet state dict to :class:`FIANet`'s layout.
+
+    Dropped (reported, not weights of the computation): derived buffers,
+    the reference's unused ``go_embedding`` layers, and the last stage's
+    token update (channel gate, tanh gate, OPAB), whose result the reference
+    discards. BatchNorm ``num_batches_tracked`` counters missing from the
+    source are added as zeros.
+
+    Returns:
+        tuple: The converted state dict and the dropped keys.
+    """
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    unknown = [k for k in state
+               if not k.startswith(('backbone.', 'classifier.', 'text_encoder.'))]
+    if unknown:
+        raise KeyError(f'not a reference FIANet state dict: unexpected keys {unknown[:5]} '
+                       f'(expected prefixes backbone., classifier., text_encoder.)')
+    stages = {int(m[1]) for k in state if (m := re.match(r'backbone\.layers\.(\d+)\.', k))}
+    last_stage = max(stages) if stages else -1
+    converted: StateDict = {}
+    swin: StateDict = {}
+    dropped: List[str] = []
+    for key, value in state.items():
+        if key.startswith('text_encoder.'):
+            converted['text_encoder.bert.' + key[len('text_encoder.'):]] = value
+        elif key.startswith('classifier.'):
+            converted['decode_head.' + _apply(_HEAD_RULES, key[len('classifier.'):])] = value
+        elif key.startswith('backbone.tmem.'):
+            sub = _apply(_TMEM_RULES, key[len('backbone.tmem.'):])
+            converted['neck.' + _apply(_ATTN_RULES, '.' + sub)[1:]] = value
+        else:
+            sub = key[len('backbone.'):]
+            fiam = _FIAM_KEY.match(sub)
+            if fiam is None:
+                swin[sub] = value
+            elif _FIAM_UNUSED.search(sub) or (int(fiam[1]) == last_stage
+                                              and fiam[2] != 'context_pixel_attn'):
+                dropped.append(key)
+            else:
+                new = _apply(_ATTN_RULES, '.' + _apply(_FIAM_RULES, sub))[1:]
+                converted['backbone.' + new] = value
+    swin, swin_dropped = official_swin_to_mmseg(swin)
+    converted.update({'backbone.' + k: v for k, v in swin.items()})
+    dropped += ['backbone.' + k for k in swin_dropped]
+    for key in list(converted):
+        if key.endswith('.running_mean'):
+            counter = key[:-len('running_mean')] + 'num_batches_tracked'
+            converted.setdefault(counter, torch.tensor(0, dtype=torch.long))
+    return converted, dropped

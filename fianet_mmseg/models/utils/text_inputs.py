@@ -1,0 +1,23 @@
+"""The per-sample text tensors that travel with each ``SegDataSample``."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import torch
+from torch import Tensor
+
+#: Data fields of a sample's ``SegDataSample`` (each a (L,) int64 tensor) and
+#: keys of the batched text dict given to :class:`FIANet` (each (B, L)).
+TEXT_KEYS = ('input_ids', 'attention_mask', 'object_mask', 'position_mask')
+
+
+def stack_text_inputs(data_samples: Sequence) -> Dict[str, Tensor]:
+    """Stack the text fields of a batch of data samples into (B, L) tensors."""
+    if not data_samples:
+        raise ValueError('FIANet needs text inputs: got no data samples and no text')
+    missing = [key for key in TEXT_KEYS if key not in data_samples[0]]
+    if missing:
+        raise KeyError(f'data samples lack the text fields {missing}; the pipeline must '
+                       'run DecoupleAndTokenize and PackRefSegInputs')
+    return {key: torch.stack([sample.get(key) for sample in data_samples])
+            for key in TEXT_KEYS}
