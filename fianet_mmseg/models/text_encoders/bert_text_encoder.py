@@ -8,6 +8,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils import resolve_pretrained
+
 
 @MODELS.register_module()
 class BertTextEncoder(BaseModule):
@@ -52,7 +54,8 @@ class BertTextEncoder(BaseModule):
             self.bert = BertModel(BertConfig(**bert_config), add_pooling_layer=False)
         else:
             try:
-                self.bert = BertModel.from_pretrained(name_or_path, add_pooling_layer=False)
+                self.bert = BertModel.from_pretrained(resolve_pretrained(name_or_path),
+                                                      add_pooling_layer=False)
             except OSError as err:
                 raise OSError(
                     f'BertTextEncoder: cannot load text encoder {name_or_path!r} ({err}). '
