@@ -1,1 +1,4 @@
+"""Evaluation metrics."""
+from .refseg_metric import RefSegMetric
 
+__all__ = ['RefSegMetric']

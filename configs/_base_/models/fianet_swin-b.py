@@ -16,7 +16,6 @@ model = dict(
     text_encoder=dict(
         type='BertTextEncoder',
         name_or_path='bert-base-uncased',
-        bert_config=None,
         trainable_layers=list(range(10)),  # reference: embeddings, layers 10-11 frozen
         train_embeddings=False),
     backbone=dict(
@@ -50,6 +49,7 @@ model = dict(
         loss_decode=[
             # reference: 0.9 * CE(class weights [0.9, 1.1], weighted mean) + 0.1 * Dice (summed)
             dict(type='CrossEntropyLoss', use_sigmoid=False, class_weight=[0.9, 1.1],
+                 avg_non_ignore=True,
                  loss_weight=0.9, loss_name='loss_ce'),
             dict(type='ClasswiseDiceLoss', loss_weight=0.1, eps=1e-6, reduction='sum',
                  loss_name='loss_dice'),

@@ -1,1 +1,6 @@
+from .augmentation import RandomBlackBoxes
+from .formatting import REFSEG_META_KEYS, PackRefSegInputs
+from .text import DecoupleAndTokenize, RandomFlipWithText, swap_left_right
 
+__all__ = ['DecoupleAndTokenize', 'PackRefSegInputs', 'REFSEG_META_KEYS', 'RandomBlackBoxes',
+           'RandomFlipWithText', 'swap_left_right']

@@ -20,7 +20,9 @@ class BertTextEncoder(BaseModule):
     keeps ``last_hidden_state``.
 
     Args:
-        name_or_path (str | None): Hub name or local directory for
+        name_or_path (str | None): Hub name, local directory or
+            ``package://<module>/<dir>`` (see
+            :func:`fianet_mmseg.utils.resolve_pretrained`) for
             ``BertModel.from_pretrained``. None: build a randomly initialised
             model from ``bert_config``.
         bert_config (dict | None): ``transformers.BertConfig`` arguments,
@@ -28,7 +30,8 @@ class BertTextEncoder(BaseModule):
         trainable_layers (Sequence[int] | None): Encoder layers that train.
             Reference: layers 0-9 of bert-base-uncased (the embeddings and
             layers 10-11 stay as loaded). None: every layer trains. Indices
-            beyond the model's depth are an error.
+            beyond the model's depth are ignored (a 6-layer encoder trains
+            all its layers with the default).
         train_embeddings (bool): Whether the embeddings train. Default: False.
         batched_views (bool): Encode all views in one call on a batch of
             ``num_views * B`` instead of one call per view (same result).
@@ -66,11 +69,10 @@ class BertTextEncoder(BaseModule):
         num_layers = self.bert.config.num_hidden_layers
         if trainable_layers is None:
             trainable_layers = range(num_layers)
-        bad = [i for i in trainable_layers if not 0 <= i < num_layers]
-        if bad:
-            raise ValueError(f'BertTextEncoder: trainable_layers {bad} out of range for '
-                             f'a {num_layers}-layer encoder')
-        self.trainable_layers = sorted(set(trainable_layers))
+        if any(i < 0 for i in trainable_layers):
+            raise ValueError(f'BertTextEncoder: trainable_layers must be >= 0, '
+                             f'got {list(trainable_layers)}')
+        self.trainable_layers = sorted({i for i in trainable_layers if i < num_layers})
         self.bert.embeddings.requires_grad_(train_embeddings)
         for index, layer in enumerate(self.bert.encoder.layer):
             layer.requires_grad_(index in self.trainable_layers)

@@ -1,0 +1,15 @@
+default_scope = 'mmseg'
+# Registers FIANet's components (and the mmcv-lite stand-ins) before mmseg builds anything.
+custom_imports = dict(imports=['fianet_mmseg'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=2401)  # the reference's seed

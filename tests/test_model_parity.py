@@ -1,0 +1,142 @@
+"""FIANet computes what the reference computes (FIANET_SPEC, fixture A)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import FIXTURE_BERT, PARITY_FIXTURE, REPO, build_model
+from reference_fianet import ReferenceFIANet, fill_like_fixture
+
+CONVERTER = REPO / 'tools' / 'model_converters' / 'fianet_official_to_mmseg.py'
+CONFIG = 'fianet_swin-b_rrsisd.py'
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope='module')
+def fixture_a():
+    return torch.load(PARITY_FIXTURE, weights_only=True)
+
+
+def convert_with_cli(state: dict, tmp_path) -> dict:
+    """Save ``state`` in the reference checkpoint layout, run the converter CLI."""
+    src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
+    torch.save({'model': state}, src)
+    done = subprocess.run([sys.executable, str(CONVERTER), str(src), str(dst)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return torch.load(dst, weights_only=True)['state_dict']
+
+
+def model_overrides(embed=128, depths=(2, 2, 2, 2), heads=(4, 8, 16, 32), window=12,
+                    fusion_heads=(1, 1, 1, 1), tmem_blocks=1, bert=None, **switches) -> dict:
+    dims = [embed * 2**i for i in range(4)]
+    overrides = {
+        'model.backbone.embed_dims': embed,
+        'model.backbone.depths': list(depths),
+        'model.backbone.num_heads': list(heads),
+        'model.backbone.window_size': window,
+        'model.backbone.fusion_num_heads': list(fusion_heads),
+        'model.neck.in_channels': dims,
+        'model.neck.num_blocks': tmem_blocks,
+        'model.decode_head.in_channels': dims,
+        'model.text_encoder.name_or_path': None,
+        'model.text_encoder.bert_config': dict(bert or FIXTURE_BERT),
+    }
+    overrides.update({f'model.{k}': v for k, v in switches.items()})
+    return overrides
+
+
+def load_converted(overrides: dict, converted: dict):
+    model = build_model(CONFIG, overrides)
+    model.load_state_dict(converted, strict=True)  # no missing, no unexpected keys
+    return model.eval()
+
+
+@pytest.mark.parametrize('fast_path', [True, False], ids=['fast', 'straightforward'])
+def test_fixture_a_parity(fixture_a, tmp_path, fast_path):
+    """The issue's own overrides + the CLI-converted fixture weights -> the reference logits."""
+    state = {name: fill_like_fixture(name, shape) for name, shape in fixture_a['official_keys']}
+    converted = convert_with_cli(state, tmp_path)
+    overrides = {
+        'model.backbone.depths': [2, 2, 2, 2],
+        'model.backbone.window_size': 12,
+        'model.backbone.fusion_num_heads': [1, 1, 1, 1],
+        'model.neck.num_blocks': 1,
+        'model.text_encoder.name_or_path': None,
+        'model.text_encoder.bert_config': dict(FIXTURE_BERT),
+        'model.backbone.use_sdpa': fast_path,
+        'model.neck.use_sdpa': fast_path,
+        'model.text_encoder.batched_views': fast_path,
+    }
+    model = load_converted(overrides, converted)
+    with torch.no_grad():
+        logits = model.forward_tensors(**fixture_a['inputs'])
+    assert logits.shape == fixture_a['logits'].shape
+    assert (logits - fixture_a['logits']).abs().max().item() < TOLERANCE
+
+
+def test_oracle_matches_fixture(fixture_a):
+    """The test oracle has the reference's exact key layout and reproduces its logits."""
+    oracle = ReferenceFIANet(bert=FIXTURE_BERT).eval()
+    official = {name: tuple(shape) for name, shape in fixture_a['official_keys']}
+    own = {k: tuple(v.shape) for k, v in oracle.state_dict().items()
+           if not k.endswith('num_batches_tracked')}
+    assert own == official
+    oracle.fill_()
+    with torch.no_grad():
+        logits = oracle(**fixture_a['inputs'])
+    assert (logits - fixture_a['logits']).abs().max().item() < TOLERANCE
+
+
+def random_inputs(batch: int, height: int, width: int, length: int, vocab: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (batch, length), generator=gen)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=gen)
+    attention = (torch.arange(length)[None] < lengths[:, None]).long()
+    ids = ids * attention
+    obj = torch.zeros_like(attention)
+    pos = torch.zeros_like(attention)
+    for i in range(batch):
+        obj[i, 1:3] = 1
+        pos[i, 3:int(lengths[i]) - 1] = 1
+    img = torch.randn(batch, 3, height, width, generator=gen)
+    return dict(img=img, input_ids=ids, attention_mask=attention, object_mask=obj,
+                position_mask=pos)
+
+
+VARIANTS = {
+    # odd grids everywhere: patch-embed padding, window padding, odd patch merging
+    'nonsquare-padded': dict(
+        arch=dict(embed=32, depths=(1, 2, 3, 1), heads=(1, 2, 4, 8), window=7,
+                  fusion_heads=(1, 2, 4, 8), tmem_blocks=2,
+                  bert=dict(vocab_size=500, hidden_size=64, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=128,
+                            max_position_embeddings=32)),
+        inputs=dict(batch=3, height=102, width=150, length=20, vocab=500)),
+    'window12-tmem3': dict(
+        arch=dict(embed=48, depths=(2, 2, 4, 2), heads=(2, 2, 4, 4), window=12,
+                  fusion_heads=(2, 2, 2, 2), tmem_blocks=3,
+                  bert=dict(vocab_size=300, hidden_size=96, num_hidden_layers=1,
+                            num_attention_heads=3, intermediate_size=192,
+                            max_position_embeddings=32)),
+        inputs=dict(batch=1, height=160, width=96, length=22, vocab=300)),
+}
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_parity_other_configurations(variant, tmp_path):
+    """Depths, windows, fusion heads, TMEM blocks, batch, non-square inputs, text width."""
+    spec = VARIANTS[variant]
+    oracle = ReferenceFIANet(**spec['arch']).eval()
+    state = oracle.fill_()
+    converted = convert_with_cli(state, tmp_path)
+    model = load_converted(model_overrides(**spec['arch']), converted)
+    inputs = random_inputs(seed=1, **spec['inputs'])
+    with torch.no_grad():
+        expected = oracle(**inputs)
+        logits = model.forward_tensors(**inputs)
+    assert logits.shape == expected.shape == (spec['inputs']['batch'], 2,
+                                             spec['inputs']['height'], spec['inputs']['width'])
+    assert (logits - expected).abs().max().item() < TOLERANCE

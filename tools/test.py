@@ -1,0 +1,85 @@
+"""Evaluate a FIANet checkpoint on the test split of a config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
+
+Prints P@0.5-0.9, oIoU and mIoU (RefSegMetric) and mmseg's IoU metrics.
+"""
+import argparse
+import os
+import os.path as osp
+
+import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a FIANet checkpoint')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='folder for the evaluation log and metrics')
+    parser.add_argument('--out', help='JSONL file for per-expression results (I, U, IoU, '
+                        'category, expression), e.g. for tools/analysis/per_category.py')
+    parser.add_argument('--show', action='store_true', help='show overlays in a window')
+    parser.add_argument('--show-dir', help='folder (inside the work dir) for overlays of '
+                        'prediction and ground truth')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher for distributed testing')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
+    """Turn on the visualisation hook for --show / --show-dir."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show/--show-dir need default_hooks.visualization in the config')
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        visualizer = cfg.visualizer
+        visualizer['save_dir'] = args.show_dir
+
+
+def set_refseg_output(cfg: Config, path: str) -> None:
+    """Ask the config's RefSegMetric to write per-sample results to ``path``."""
+    evaluators = cfg.test_evaluator
+    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+    metrics = [e for e in evaluators if e.get('type') == 'RefSegMetric']
+    if not metrics:
+        raise KeyError('--out needs a RefSegMetric in test_evaluator')
+    metrics[0]['output_file'] = path
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.out:
+        set_refseg_output(cfg, args.out)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

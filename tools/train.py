@@ -1,0 +1,56 @@
+"""Train FIANet (or any mmseg model) from a config with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
+        [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+import os
+import os.path as osp
+
+import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a FIANet segmentor')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume from the latest checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (switches OptimWrapper to AmpOptimWrapper)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_epochs=2 '
+                        'model.backbone.depths="[2,2,2,2]"')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher for distributed training')
+    # torch.distributed.launch passes --local-rank (torch >= 2) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp and cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg.resume = args.resume or cfg.get('resume', False)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
