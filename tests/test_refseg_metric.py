@@ -24,7 +24,7 @@ def make_sample(pred, gt, *, at_input=None, img_shape=None, category=None, index
     sample = dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt),
                   ori_shape=tuple(gt.shape[1:]), img_shape=img_shape or tuple(gt.shape[1:]),
                   img_path=f'img_{index}.jpg', expression=expression, ref_id=100 + index,
-                  category=category, sample_idx=index)
+                  sent_id=500 + index, category=category, sample_idx=index)
     if at_input is not None:
         sample['pred_sem_seg_at_input'] = dict(data=torch.as_tensor(np.asarray(at_input))[None])
     return sample
@@ -165,9 +165,9 @@ def test_output_file_has_one_line_per_sample(tmp_path):
     ])
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines == [
-        dict(sample_idx=0, ref_id=100, expression='the red ship', category='ship',
-             img_path='img_0.jpg', I=2, U=4, IoU=0.5),
-        dict(sample_idx=1, ref_id=101, expression='a vehicle', category=None,
+        dict(sample_idx=0, ref_id=100, sent_id=500, expression='the red ship',
+             category='ship', img_path='img_0.jpg', I=2, U=4, IoU=0.5),
+        dict(sample_idx=1, ref_id=101, sent_id=501, expression='a vehicle', category=None,
              img_path='img_1.jpg', I=0, U=0, IoU=0.0),
     ]
 
@@ -175,8 +175,8 @@ def test_output_file_has_one_line_per_sample(tmp_path):
 def test_results_hold_no_masks():
     metric = RefSegMetric(eval_size='original')
     metric.process({}, [make_sample(np.ones((16, 16)), np.ones((16, 16)), category='ship')])
-    assert set(metric.results[0]) == {'sample_idx', 'ref_id', 'expression', 'category',
-                                      'img_path', 'I', 'U'}
+    assert set(metric.results[0]) == {'sample_idx', 'ref_id', 'sent_id', 'expression',
+                                      'category', 'img_path', 'I', 'U'}
     assert metric.results[0]['I'] == 256 and isinstance(metric.results[0]['I'], int)
 
 

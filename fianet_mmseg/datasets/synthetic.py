@@ -31,7 +31,7 @@ import os.path as osp
 import pickle
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -100,7 +100,7 @@ class SceneObject:
     length: float
     width: float
     centre: Tuple[float, float] = (0.0, 0.0)
-    region: Tuple[Optional[int], Optional[int]] = (None, None)  # (horizontal, vertical)
+    region: Tuple[int | None, int | None] = (None, None)  # (horizontal, vertical)
     named: Dict[str, str] = field(default_factory=dict)
 
 
@@ -160,7 +160,7 @@ def _mask_centre(mask: np.ndarray) -> Tuple[float, float]:
 
 
 def region_of(coordinate: float, image_side: int,
-              margin: float = REGION_MARGIN) -> Optional[int]:
+              margin: float = REGION_MARGIN) -> int | None:
     """Third (0, 1, 2) holding ``coordinate``; None within the margin of a border."""
     third, pad = image_side / 3, margin * image_side
     for index in range(3):
@@ -173,7 +173,7 @@ def region_of(coordinate: float, image_side: int,
 
 # -- scene sampling ------------------------------------------------------------------------
 def _place(obj_spec: Tuple[Category, str, str], occupied: np.ndarray, image_size: int,
-           scale: float, rng: np.random.Generator, tries: int = 40) -> Optional[SceneObject]:
+           scale: float, rng: np.random.Generator, tries: int = 40) -> SceneObject | None:
     """Put one object where it fits inside the image, apart from ``occupied``."""
     category, colour, size = obj_spec
     length = category.lengths[SIZES.index(size)] * scale * float(rng.uniform(0.93, 1.07))
@@ -197,20 +197,22 @@ def _place(obj_spec: Tuple[Category, str, str], occupied: np.ndarray, image_size
 def _sample_specs(rng: np.random.Generator) -> List[Tuple[Category, str, str]]:
     """Categories, colours and sizes of 2-5 objects, drawn from small pools.
 
-    Small pools make repeated categories and colours common, so that the
+    Small pools make repeated categories, colours and sizes common, so that the
     category alone rarely tells the referred object.
     """
     count = int(rng.integers(2, 6))
     num_categories = min(count, int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25])))
     num_colours = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
+    num_sizes = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
     category_pool = rng.choice(len(CATEGORIES), num_categories, replace=False)
     colour_pool = rng.choice(list(COLOURS), num_colours, replace=False)
+    size_pool = rng.choice(SIZES, num_sizes, replace=False)
     return [(CATEGORIES[int(rng.choice(category_pool))], str(rng.choice(colour_pool)),
-             str(rng.choice(SIZES))) for _ in range(count)]
+             str(rng.choice(size_pool))) for _ in range(count)]
 
 
 # -- expressions ---------------------------------------------------------------------------
-def _position_options(obj: SceneObject) -> List[Tuple[str, Optional[int], Optional[int]]]:
+def _position_options(obj: SceneObject) -> List[Tuple[str, int | None, int | None]]:
     """Position phrases usable for an object: (kind, horizontal, vertical) regions named."""
     horizontal, vertical = obj.region
     options = []
@@ -235,19 +237,20 @@ def _excluded(other: SceneObject, target: SceneObject, attributes: Sequence) -> 
         if attribute == 'size' and other.size != target.size:
             return True
         if isinstance(attribute, tuple):
-            for named, actual in zip(attribute[1:], other.region):
+            for named, actual in zip(attribute[1:], other.region, strict=True):
                 if named is not None and actual is not None and named != actual:
                     return True
     return False
 
 
 def _choose_attributes(target: SceneObject, others: Sequence[SceneObject],
-                       rng: np.random.Generator) -> Optional[list]:
+                       rng: np.random.Generator) -> list | None:
     """The cheapest set of attributes (besides the category) that leaves one match."""
     optional = [['colour'], ['size'], _position_options(target)]
     candidates = []
     for use in itertools.product([False, True], repeat=3):
-        choices = [options if chosen else [None] for options, chosen in zip(optional, use)]
+        choices = [options if chosen else [None] for options, chosen in
+                   zip(optional, use, strict=True)]
         for combo in itertools.product(*choices):
             attributes = [a for a in combo if a is not None]
             if all(_excluded(other, target, attributes) for other in others):
@@ -288,10 +291,9 @@ def _expression(target: SceneObject, attributes: list, rng: np.random.Generator)
     if 'colour' in attributes:
         words.append(target.colour)
     words.append(target.category.phrase)
+    article = 'an' if words[0][0] in 'aeiou' else 'a'
     if rng.random() < 0.7:
         article = 'the'
-    else:
-        article = 'an' if words[0][0] in 'aeiou' else 'a'
     text = ' '.join([article, *words])
     positions = [a for a in attributes if isinstance(a, tuple)]
     if positions:
@@ -356,7 +358,7 @@ def _background(kind: str, image_size: int, rng: np.random.Generator) -> np.ndar
                           (image_size, image_size), interpolation=cv2.INTER_CUBIC)
     shade = cv2.resize(rng.normal(0, 1, (12, 12)).astype(np.float32),
                        (image_size, image_size), interpolation=cv2.INTER_CUBIC)
-    image = base + 6 * blotches + 10 * shade[..., None]
+    image = base + 3 * blotches + 10 * shade[..., None]
     if kind == 'soil':  # ploughed furrows
         angle = rng.uniform(0, np.pi)
         ys, xs = np.mgrid[0:image_size, 0:image_size]
@@ -398,7 +400,8 @@ def _paint(objects: Sequence[SceneObject], image_size: int,
     for obj in objects:
         union |= obj.mask
     shift = np.float32([[1, 0, rng.integers(1, 3)], [0, 1, rng.integers(1, 3)]])
-    shadow = cv2.warpAffine(union, shift, (image_size, image_size)).astype(bool) & ~union.astype(bool)
+    shadow = cv2.warpAffine(union, shift, (image_size, image_size)).astype(bool)
+    shadow &= ~union.astype(bool)
     image[shadow] *= 0.65
     erode_kernel = np.ones((3, 3), np.uint8)
     for obj in objects:
@@ -506,7 +509,7 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
     splits = _split_names(num_images, rng)
     images, annotations, refs, meta_objects = [], [], [], []
     attempts = repeated_category = repeated_colour = needs_more = 0
-    for image_id, split in zip(image_ids.tolist(), splits):
+    for image_id, split in zip(image_ids.tolist(), splits, strict=True):
         objects, expressions, tries = _sample_scene(image_size, rng)
         attempts += tries
         pixels, background = _paint(objects, image_size, rng)
@@ -517,7 +520,7 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
                        'width': image_size})
         repeated_category += len({o.category.name for o in objects}) < len(objects)
         repeated_colour += len({o.colour for o in objects}) < len(objects)
-        for obj, text in zip(objects, expressions):
+        for obj, text in zip(objects, expressions, strict=True):
             ann_id, ref_id, sent_id = len(annotations) + 1, len(refs), 50000 + len(refs)
             annotations.append(_annotation(obj, ann_id, image_id, image_size,
                                            bool(rng.random() < polygon_share)))
@@ -551,7 +554,7 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
                         'references': sum(r['split'] == name for r in refs)}
                  for name, _ in SPLIT_SHARES}
     return {
-        'root': root,
+        'root': str(root),
         'images': num_images,
         'references': len(refs),
         'splits': per_split,

@@ -26,7 +26,7 @@ from prettytable import PrettyTable
 EVAL_SIZES = ('input', 'original')
 INPUT_SIZE_PRED = 'pred_sem_seg_at_input'
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).
-SAMPLE_META_KEYS = ('sample_idx', 'ref_id', 'expression', 'category', 'img_path')
+SAMPLE_META_KEYS = ('sample_idx', 'ref_id', 'sent_id', 'expression', 'category', 'img_path')
 # Codes of the ground truth before nearest resizing (uint8 for cv2).
 _BACKGROUND, _FOREGROUND, _IGNORED = 0, 1, 2
 
@@ -79,7 +79,7 @@ def intersection_and_union(pred: np.ndarray, gt: np.ndarray,
     Returns:
         ``(I, U)`` pixel counts.
     """
-    valid = gt != ignore_index
+    valid = gt == gt
     pred_fg = (pred == 1) & valid
     gt_fg = gt == 1
     return int(np.count_nonzero(pred_fg & gt_fg)), int(np.count_nonzero(pred_fg | gt_fg))
@@ -109,7 +109,8 @@ class RefSegMetric(BaseMetric):
         per_category: also report the mIoU of each category (and log a table).
         ignore_index: ground-truth label left out of I and U.
         output_file: if set, write one JSON line per sample (sample_idx,
-            ref_id, expression, category, img_path, I, U, IoU) there.
+            ref_id, sent_id, expression, category, img_path, I, U, IoU) there;
+            metadata missing from a data sample is written as null.
         collect_device: ``'cpu'`` or ``'gpu'``, to gather results across ranks.
         prefix: prepended as ``<prefix>/`` to the keys; None gives the bare
             keys (give mmseg's IoUMetric a prefix when both run together, both
@@ -185,8 +186,8 @@ class RefSegMetric(BaseMetric):
                            f"{meta['img_path']})")
             pred, gt = self._pred_and_gt(sample, sample_name)
             intersection, union = intersection_and_union(pred, gt, self.ignore_index)
-            meta['ref_id'] = _plain(meta['ref_id'])
-            meta['sample_idx'] = _plain(meta['sample_idx'])
+            for key in ('sample_idx', 'ref_id', 'sent_id'):
+                meta[key] = _plain(meta[key])
             self.results.append(dict(meta, I=intersection, U=union))
 
     # -- whole set --------------------------------------------------------------------

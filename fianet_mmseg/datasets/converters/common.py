@@ -6,7 +6,9 @@ Output layout written by every converter (``OUT`` is the output directory)::
     OUT/masks/<name>.png                             # uint8 (H, W), 0 background, 1 referred object
     OUT/images/<file>                                # only with ``copy_images``
 
-One JSON object per (reference, sentence) pair, keys in :data:`RECORD_KEYS` order.
+One JSON object per (reference, sentence) pair, keys in :data:`RECORD_KEYS` order, records in
+the order of the source files. A split without records still gets its (empty) file. The
+JSON-lines files are written last, so they exist only after a successful conversion.
 """
 from __future__ import annotations
 
@@ -197,7 +199,7 @@ class OutputWriter:
     def finish(self) -> None:
         """Write ``<split>.jsonl`` for every split (an empty file for a split with no record)."""
         for split, records in self._records.items():
-            text = ''.join(json.dumps(rec, ensure_ascii=False) + '\n' for rec in records)
+            text = ''.join(json.dumps(rec) + '\n' for rec in records)
             self._replace(f'{split}.jsonl', lambda handle, t=text: handle.write(t.encode('utf-8')))
 
     def _replace(self, relative: str, write: Callable[[Any], Any]) -> None:

@@ -1,6 +1,8 @@
 """Swin Transformer with a FIAM after every stage (FIANet's image encoder)."""
 from __future__ import annotations
 
+import re
+
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
@@ -109,9 +111,11 @@ class FIAMSwinTransformer(SwinTransformer):
             if key in own and own[key].shape != state[key].shape:
                 state[key] = _resize_bias_table(state[key], own[key].shape)
         missing, unexpected = self.load_state_dict(state, strict=False)
-        unplaced_swin = [k for k in missing if not k.startswith('fusions.')]
+        # FIAM and the per-stage output norms exist only in the segmentation model.
+        new_parts = re.compile(r'^(fusions\.|norm\d+\.)')
+        unplaced_swin = [k for k in missing if not new_parts.match(k)]
         print_log(f'{type(self).__name__}: loaded {len(state) - len(unexpected)} tensors '
-                  f'from {self.init_cfg["checkpoint"]}; FIAM weights start from '
+                  f'from {self.init_cfg["checkpoint"]}; FIAM and output norms start from '
                   f'scratch ({len(missing) - len(unplaced_swin)} tensors)', logger='current')
         if unplaced_swin:
             print_log(f'Swin weights missing from the checkpoint: {unplaced_swin}',

@@ -1,0 +1,294 @@
+"""FIAM / TMEM switches, Swin checkpoint loading, loss, training step, gradients."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from conftest import build_model, load_config, tiny_model_overrides
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from reference_fianet import Backbone, fill_like_fixture
+
+from fianet_mmseg.models.layers import FIAM, TextFeatures
+from fianet_mmseg.models.utils import official_fianet_to_mmseg, official_swin_to_mmseg
+
+CONFIG = 'fianet_swin-b_rrsisd.py'
+LENGTH = 10
+
+
+def text_inputs(batch: int = 2, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 2000, (batch, LENGTH), generator=gen)
+    attention = torch.ones(batch, LENGTH, dtype=torch.long)
+    attention[0, 8:] = 0
+    obj = torch.zeros_like(attention)
+    obj[:, 1:3] = 1
+    pos = torch.zeros_like(attention)
+    pos[:, 4:7] = 1
+    return dict(input_ids=ids, attention_mask=attention, object_mask=obj, position_mask=pos)
+
+
+def tiny_model(**extra):
+    overrides = tiny_model_overrides()
+    overrides.update(extra)
+    model = build_model(CONFIG, overrides)
+    model.init_weights()
+    return model.eval()
+
+
+def logits_for(model, text: dict, img: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.forward_tensors(img, **text)
+
+
+def changed_mask(text: dict, key: str) -> dict:
+    text = {k: v.clone() for k, v in text.items()}
+    text[key][:, 1:7] = 1 - text[key][:, 1:7]
+    text[key][:, 0] = 1  # keep every mask non-empty
+    return text
+
+
+IMG = torch.randn(2, 3, 64, 64)
+
+
+@pytest.mark.parametrize('switches, obj_matters, pos_matters', [
+    ({}, True, True),
+    ({'model.backbone.with_opab': False}, False, False),
+    ({'model.backbone.with_object': False}, False, True),
+    ({'model.backbone.with_position': False}, True, False),
+], ids=['full', 'no-opab', 'no-object-branch', 'no-position-branch'])
+def test_opab_switches_change_what_the_model_reads(switches, obj_matters, pos_matters):
+    torch.manual_seed(0)
+    model = tiny_model(**switches)
+    text = text_inputs()
+    base = logits_for(model, text, IMG)
+    obj_delta = (logits_for(model, changed_mask(text, 'object_mask'), IMG) - base).abs().max()
+    pos_delta = (logits_for(model, changed_mask(text, 'position_mask'), IMG) - base).abs().max()
+    assert (obj_delta > 1e-5) == obj_matters
+    assert (pos_delta > 1e-5) == pos_matters
+    # the whole expression always matters (context branch and TMEM)
+    ctx_delta = (logits_for(model, changed_mask(text, 'attention_mask'), IMG) - base).abs().max()
+    assert ctx_delta > 1e-5
+
+
+def _text_features(batch=2, width=16, length=LENGTH) -> TextFeatures:
+    feats = [torch.randn(batch, width, length) for _ in range(3)]
+    masks = [torch.ones(batch, length) for _ in range(3)]
+    masks[1][:, 5:] = 0
+    masks[2][:, :5] = 0
+    return TextFeatures(*feats, *masks)
+
+
+def test_fiam_without_opab_is_lavt_pwam():
+    """x + tanh-gate(r) * r, with r the PWAM output; no OPAB, no channel gate."""
+    torch.manual_seed(0)
+    fiam = FIAM(8, 16, with_opab=False).eval()
+    assert not hasattr(fiam, 'opab') and not hasattr(fiam, 'channel_gate')
+    x = torch.randn(2, 16, 8)
+    text = _text_features()
+    context, updated = fiam(x, (4, 4), text)
+    gate = fiam.context_gate.gate
+    lin1, lin2 = gate[0], gate[2]
+    expected = x + torch.tanh(lin2(torch.relu(lin1(context)))) * context
+    torch.testing.assert_close(updated, expected)
+    # the full FIAM adds the OPAB term and scales the sum by the channel gate
+    full = FIAM(8, 16).eval()
+    full.load_state_dict(fiam.state_dict(), strict=False)
+    _, full_updated = full(x, (4, 4), text)
+    assert not torch.allclose(full_updated, updated)
+
+
+def test_last_stage_only_outputs_context():
+    """The reference discards the last stage's update: nothing else is built there."""
+    model = tiny_model()
+    last = model.backbone.fusions[-1]
+    assert not last.with_update
+    assert {name.split('.')[0] for name, _ in last.named_parameters()} == {'context'}
+
+
+def test_tmem_blocks_and_disabling():
+    torch.manual_seed(0)
+    three = tiny_model(**{'model.neck.num_blocks': 3})
+    assert len(three.neck.blocks) == 3
+    no_tmem = tiny_model(**{'model.neck': None})
+    assert not no_tmem.with_neck
+    text = text_inputs()
+    assert logits_for(no_tmem, text, IMG).shape == (2, 2, 64, 64)
+    # TMEM reads the whole expression
+    feats = [torch.randn(2, 16 * 2**i, 16 // 2**i, 16 // 2**i) for i in range(4)]
+    tf = three.encode_text(text)
+    out = three.neck(feats, tf)
+    other = three.neck(feats, tf._replace(context=torch.randn_like(tf.context)))
+    assert [o.shape for o in out] == [f.shape for f in feats]
+    assert not torch.allclose(out[0], other[0])
+    with pytest.raises(ValueError, match='neck=None'):
+        MODELS.build(dict(type='TMEM', in_channels=[4, 8], text_channels=8, num_blocks=0))
+
+
+def official_swin_checkpoint(tmp_path, embed=16, depths=(2, 2, 2, 2), window=4):
+    """A Swin checkpoint in the official release layout, with its extra entries."""
+    swin = Backbone(embed, depths, (1, 2, 2, 4), window, 32, (1, 1, 1, 1), 1)
+    state = {}
+    for key, value in swin.state_dict().items():
+        keep = key.startswith('patch_embed.') or ('.blocks.' in key) or '.downsample.' in key
+        if keep:
+            state[key] = fill_like_fixture(key, value.shape)
+    # entries the segmentation backbone has no place for
+    state['norm.weight'] = torch.ones(embed * 8)
+    state['head.weight'] = torch.zeros(1000, embed * 8)
+    state['layers.0.blocks.1.attn_mask'] = torch.zeros(16, window**2, window**2)
+    state['layers.0.blocks.0.attn.relative_position_index'] = torch.zeros(
+        window**2, window**2, dtype=torch.long)
+    path = tmp_path / 'swin_official.pth'
+    torch.save({'model': state}, path)
+    return path, state
+
+
+def test_backbone_loads_official_swin_layout(tmp_path):
+    path, official = official_swin_checkpoint(tmp_path)
+    overrides = tiny_model_overrides()
+    overrides['model.backbone.init_cfg'] = dict(type='Pretrained', checkpoint=str(path))
+    cfg = load_config(CONFIG, overrides)
+    backbone_cfg = dict(cfg.model.backbone, text_channels=32)
+    backbone = MODELS.build(backbone_cfg)
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        backbone.init_weights()
+    finally:
+        logger.removeHandler(handler)
+    converted, _ = official_swin_to_mmseg(official)
+    own = backbone.state_dict()
+    swin_keys = [k for k in own if not k.startswith('fusions.') and not k.startswith('norm')]
+    assert swin_keys and set(swin_keys) <= set(converted)
+    for key in swin_keys:
+        torch.testing.assert_close(own[key], converted[key], msg=key)
+    # patch merging reordered for nn.Unfold, not copied verbatim
+    reduction = 'stages.0.downsample.reduction.weight'
+    assert not torch.equal(own[reduction], official['layers.0.downsample.reduction.weight'])
+    log = '\n'.join(r.getMessage() for r in records)
+    for unplaced in ('head.weight', 'norm.weight', 'attn_mask', 'relative_position_index'):
+        assert unplaced in log
+    assert 'Swin weights missing' not in log
+
+
+def test_backbone_reports_missing_swin_weights(tmp_path):
+    path, official = official_swin_checkpoint(tmp_path)
+    state = {k: v for k, v in official.items() if not k.startswith('layers.3.')}
+    torch.save({'model': state}, path)
+    cfg = load_config(CONFIG, tiny_model_overrides())
+    backbone = MODELS.build(dict(cfg.model.backbone, text_channels=32,
+                                 init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    MMLogger.get_current_instance().addHandler(handler)
+    try:
+        backbone.init_weights()
+    finally:
+        MMLogger.get_current_instance().removeHandler(handler)
+    log = '\n'.join(r.getMessage() for r in records)
+    assert 'Swin weights missing' in log and 'stages.3.blocks.0' in log
+
+
+def test_converter_rejects_foreign_state_dict():
+    with pytest.raises(KeyError, match='not a reference FIANet state dict'):
+        official_fianet_to_mmseg({'encoder.weight': torch.zeros(1)})
+
+
+def test_reference_loss_on_hand_checked_tensors():
+    """0.9 * weighted-mean CE([0.9, 1.1]) + 0.1 * summed per-class Dice, as configured."""
+    cfg = load_config(CONFIG, tiny_model_overrides())
+    head = MODELS.build(dict(cfg.model.decode_head, in_channels=[4, 8, 16, 32], channels=8))
+    # pixel a: p = (0.5, 0.5), label 1; pixel b: p = (0.75, 0.25), label 0
+    logits = torch.tensor([[[[0.0, float(torch.log(torch.tensor(3.0)))]],
+                            [[0.0, 0.0]]]])
+    sample = SegDataSample(gt_sem_seg=PixelData(data=torch.tensor([[[1, 0]]])))
+    losses = head.loss_by_feat(logits, [sample])
+    ce = (1.1 * 0.693147 + 0.9 * 0.287682) / (1.1 + 0.9)
+    dice = (1 - 1.5 / 2.25) + (1 - 1.0 / 1.75)
+    assert losses['loss_ce'].item() == pytest.approx(0.9 * ce, abs=1e-5)
+    assert losses['loss_dice'].item() == pytest.approx(0.1 * dice, abs=1e-5)
+    # summed over samples: a second identical sample doubles the Dice term only
+    two = head.loss_by_feat(logits.repeat(2, 1, 1, 1), [sample, sample])
+    assert two['loss_ce'].item() == pytest.approx(0.9 * ce, abs=1e-5)
+    assert two['loss_dice'].item() == pytest.approx(0.2 * dice, abs=1e-5)
+
+
+def _training_batch(batch=2, size=64):
+    gen = torch.Generator().manual_seed(3)
+    img = torch.randn(batch, 3, size, size, generator=gen)
+    samples = []
+    for i in range(batch):
+        mask = torch.zeros(1, size, size, dtype=torch.long)
+        mask[:, 8 + 10 * i:30 + 10 * i, 12:40] = 1
+        sample = SegDataSample(gt_sem_seg=PixelData(data=mask))
+        sample.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size)))
+        samples.append(sample)
+    return img, samples
+
+
+def test_training_step_learns_and_grads_reach_trainable_text_layers_only():
+    overrides = tiny_model_overrides(layers=12)
+    overrides['model.text_encoder.trainable_layers'] = list(range(10))  # reference default
+    overrides['model.text_encoder.bert_config'].update(hidden_dropout_prob=0.0,
+                                                       attention_probs_dropout_prob=0.0)
+    overrides['model.backbone.drop_path_rate'] = 0.0
+    cfg = load_config(CONFIG, overrides)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim_cfg = dict(cfg.optim_wrapper)
+    optim_cfg['optimizer'] = dict(optim_cfg['optimizer'], lr=3e-4)
+    optim = build_optim_wrapper(model, optim_cfg)
+    img, samples = _training_batch()
+    text = text_inputs()
+
+    def total_loss():
+        losses = model.loss(img, samples, text)
+        return sum(v for k, v in losses.items() if 'loss' in k)
+
+    first = total_loss()
+    optim.zero_grad()
+    first.backward()
+    bert = model.text_encoder.bert
+    for index, layer in enumerate(bert.encoder.layer):
+        grads = [p.grad for p in layer.parameters()]
+        if index < 10:
+            assert all(g is not None and g.abs().sum() > 0 for g in grads), index
+        else:
+            assert all(g is None for g in grads), index
+    assert all(p.grad is None for p in bert.embeddings.parameters())
+    optim.step()
+    for _ in range(2):
+        optim.update_params(total_loss())
+    assert total_loss().item() < first.item()
+
+
+def test_weight_decay_follows_the_reference_rule():
+    """No decay for backbone (and TMEM) norms, position tables; 0.01 elsewhere."""
+    cfg = load_config(CONFIG, tiny_model_overrides())
+    model = MODELS.build(cfg.model)
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay_of = {}
+    for group in optim.optimizer.param_groups:
+        for param in group['params']:
+            decay_of[id(param)] = group['weight_decay']
+    checked = 0
+    for name, param in model.named_parameters():
+        if not param.requires_grad:  # frozen text-encoder parts
+            continue
+        exempt = name.startswith(('backbone.', 'neck.')) and any(
+            key in name for key in ('norm', 'relative_position_bias_table',
+                                    'absolute_pos_embed'))
+        assert decay_of[id(param)] == (0.0 if exempt else 0.01), name
+        checked += exempt
+    assert checked > 10
