@@ -225,9 +225,9 @@ class Stage(nn.Module):
         mask = self.shift_mask(h, w)
         for block in self.blocks:
             x = block(x, h, w, mask)
-        l, l_mask, t, t_mask, p, p_mask = text
+        lang, l_mask, t, t_mask, p, p_mask = text
         gate = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(1))))).unsqueeze(1)
-        r = self.context_pixel_attn(x, l, l_mask)
+        r = self.context_pixel_attn(x, lang, l_mask)
         r_gated = self.context_tanh_gate(r) * r
         a = self.object_position_align_blk(x, h, w, t, t_mask, p, p_mask)
         x = x + (r_gated + a) * gate

@@ -9,10 +9,11 @@ import argparse
 import os
 import os.path as osp
 
-import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
+
+import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
 
 
 def parse_args() -> argparse.Namespace:

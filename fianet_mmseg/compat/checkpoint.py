@@ -4,14 +4,24 @@ torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
 calls ``torch.load`` without the argument. A checkpoint saved by mmengine's
 ``CheckpointHook`` holds, besides tensors, the runner's message hub
 (``HistoryBuffer`` objects wrapping numpy arrays) and numpy scalars, which the
-safe unpickler refuses. Instead of turning safe loading off, this registers
-exactly those classes as safe globals; every other file keeps the default
-protection.
+safe unpickler refuses. Instead of turning safe loading off, two narrow
+changes make the project's own checkpoints loadable:
+
+* ``HistoryBuffer``, numpy arrays, dtypes and scalars are registered as safe
+  globals;
+* ``HistoryBuffer`` objects are pickled without mmengine's four built-in
+  statistics functions (``min``/``max``/``mean``/``current``, which pickle as
+  ``getattr`` calls and which ``HistoryBuffer.__setstate__`` restores anyway).
+  Custom statistics registered by users are still saved.
+
+Every other file keeps torch's default protection.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+_BUILTIN_STATISTICS = ('min', 'max', 'mean', 'current')
 
 
 def _numpy_globals() -> list:
@@ -26,10 +36,22 @@ def _numpy_globals() -> list:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_types]
 
 
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer`` state without the built-in statistics functions."""
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    custom = {name: method for name, method in type(self)._statistics_methods.items()
+              if name not in _BUILTIN_STATISTICS}
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
 def register_checkpoint_safe_globals() -> None:
     """Allow mmengine's own checkpoint contents under safe loading."""
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:  # torch < 2.4 loads unsafely by default anyway
-        return
     from mmengine.logging.history_buffer import HistoryBuffer
-    add([HistoryBuffer, *_numpy_globals()])
+
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch < 2.4 loads unsafely by default anyway
+        add([HistoryBuffer, *_numpy_globals()])

@@ -79,7 +79,7 @@ def intersection_and_union(pred: np.ndarray, gt: np.ndarray,
     Returns:
         ``(I, U)`` pixel counts.
     """
-    valid = gt == gt
+    valid = gt != ignore_index
     pred_fg = (pred == 1) & valid
     gt_fg = gt == 1
     return int(np.count_nonzero(pred_fg & gt_fg)), int(np.count_nonzero(pred_fg | gt_fg))

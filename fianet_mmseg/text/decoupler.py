@@ -34,15 +34,19 @@ The expression is cut into phrases:
   its spatial phrase: ``parked along the road``, ``driving on the road``,
   ``surrounded by building``, ``located directly above the bridge``, ``right next
   to the pond``. A transitive location verb opens one by itself: ``crossing the
-  river``. A copula is never part of a span (``is on the right`` -> ``on the
-  right``).
+  river``. An unknown word ending in ``-ing`` / ``-ed`` right after a category
+  or landmark noun and before a preposition is taken as such a verb (``ship
+  sailing on the sea``, ``trees planted along the road``). A copula is never
+  part of a span (``is on the right`` -> ``on the right``).
 * ``and`` / ``or`` inside a spatial phrase continue it when a location word,
   landmark or category noun follows before the next boundary (``on the top and
   left``), always after ``between`` / ``among``; otherwise the phrase ends.
 * A phrase that starts with ``with`` / ``without`` / ``having`` ... describes the
   object, not its position: it is in NEITHER span (``the building with a red
   roof`` -> object ``building``, no spatial span). The object span stays the noun
-  phrase before it.
+  phrase before it. Like any phrase it ends at the next preposition, which opens
+  a spatial phrase (``the building with a red roof on the left`` -> ``on the
+  left``).
 * Every other phrase is a **noun phrase**. The first noun phrase that has content
   besides determiners and location words is the referred object, wherever it
   stands (``On the left is a storage tank`` -> ``storage tank``); landmarks inside
@@ -59,13 +63,18 @@ The expression is cut into phrases:
   cone chimney``). A location word BETWEEN attribute words stays in the object
   span and is also reported as a spatial span, so the two may overlap (``the
   small upper tank`` -> object ``small upper tank``, spatial ``upper``).
+* ``and`` / ``or`` in a noun phrase join attributes (``white and gray storage
+  tank``); after a category noun they end the phrase (``the storage tank and the
+  ship`` -> ``storage tank``).
 * A noun phrase made only of location words is a spatial span (``The tank is
   leftmost`` -> ``leftmost``; ``the left of the image`` -> one span).
 * Category: the canonical name of the last category term in the object span
   before its first ``of`` (else the last one after it): ``heavy-duty vehicle`` ->
   ``vehicle``, ``storagetanks`` -> ``storage tank``. None when the object span has
   no category term of the configured data set(s) (``the red thing on the left``
-  -> object ``red thing``, category None) or there is no object span.
+  -> object ``red thing``, category None) or there is no object span. Which
+  terms name which category depends on the data set (``car`` is RefSegRS's
+  ``car`` but RRSIS-D's ``vehicle``; see :mod:`fianet_mmseg.text.lexicon`).
 * Pronoun heads are not treated specially: ``the leftmost one`` -> object ``one``.
 
 Known limits: no part-of-speech information, so a word that is both a location
@@ -102,7 +111,7 @@ _FUNCTION_CLASSES = (
     (OF, 'of'), (WITH, 'attribute_prepositions'), (CONJ, 'conjunctions'),
     (COPULA, 'copulas'), (EXPL, 'expletives'), (DET, 'determiners'), (REL, 'relatives'))
 _TRANSPARENT = frozenset({SPACE, GLUE})
-_NOT_CONTENT = frozenset({DET, SPACE, GLUE, CONJ})
+_NOT_CONTENT = frozenset({DET, SPACE, GLUE, CONJ, OF})
 _TRAILING_JUNK = frozenset({DET, SPACE, GLUE, CONJ, ADV, VERB, OF})
 _LOOKAHEAD_STOP = frozenset({PUNCT, COPULA, REL, PREP, WITH, CONJ, VERB, VERB_T})
 _SPAN_ANCHORS = frozenset({LOC, LANDMARK, CAT})
@@ -290,13 +299,20 @@ class DecouplingRules:
         allowed = {ADV, VERB, SPACE, GLUE}
         if phrase.kind != SPATIAL:
             allowed.add(LOC)
-        cut = len(phrase.units)
-        while cut > 0 and phrase.units[cut - 1].cls in allowed:
+        units = phrase.units
+        cut = len(units)
+        while cut > 0:
+            unit = units[cut - 1]
+            participle = (phrase.kind != SPATIAL and unit.cls == WORD and cut >= 2
+                          and units[cut - 2].cls in (CAT, LANDMARK)
+                          and len(unit.text) > 4 and unit.text.endswith(('ing', 'ed')))
+            if unit.cls not in allowed and not participle:
+                break
             cut -= 1
         while cut < len(phrase.units) and phrase.units[cut].cls in _TRANSPARENT:
             cut += 1
-        stolen = phrase.units[cut:]
-        del phrase.units[cut:]
+        stolen = units[cut:]
+        del units[cut:]
         return stolen
 
     @staticmethod

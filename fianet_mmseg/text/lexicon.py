@@ -7,6 +7,10 @@ of multi-word terms, so that ``"storage tank"`` also matches ``"storage tanks"``
 names such as ``Expressway-Service-area`` and ``groundtrackfield`` are covered this
 way). All terms are lower-cased; matching ignores case.
 
+A multi-word category term of a data set that is not configured counts as the
+configured category of its last word (with RRSIS-D alone, RefSegRS's ``heavy-duty
+vehicle`` is a ``vehicle``); the other data set's remaining terms are landmarks.
+
 When several data sets are configured (``dataset=None``), a term that is the name
 (or a variant of the name) of a category wins over another category's synonym: with
 both data sets ``"car"`` is RefSegRS's ``car``, with RRSIS-D alone it is ``vehicle``.
@@ -147,6 +151,11 @@ def load_lexicon(dataset: str | None = None, path: str = LEXICON_FILE) -> Lexico
     for name in DATASETS:
         for canonical, words in _get(raw, ('categories', name), path).items():
             all_category_words += [canonical, *words]
+    for word in all_category_words:  # other data sets' compounds of a known head noun
+        for variant in term_variants(word):
+            head = re.split(r'[\s-]', variant)[-1]
+            if variant not in category_terms and head != variant and head in category_terms:
+                category_terms[variant] = category_terms[head]
     landmark_words = _string_list(_get(raw, ('landmarks',), path), f'{path}: "landmarks"')
     landmarks = frozenset(v for w in landmark_words + all_category_words
                           for v in term_variants(w))

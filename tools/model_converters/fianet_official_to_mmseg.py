@@ -13,6 +13,7 @@ import os.path as osp
 import sys
 
 import torch
+
 from fianet_mmseg.models.utils import official_fianet_to_mmseg
 
 

