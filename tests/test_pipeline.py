@@ -7,25 +7,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, load_config
+from conftest import load_config
 from mmengine.runner import Runner
 from mmseg.registry import MODELS, TRANSFORMS
 
 from fianet_mmseg.datasets import RefSegDataset
-from fianet_mmseg.datasets.converters import convert_rrsisd
 from fianet_mmseg.datasets.transforms import swap_left_right
 from fianet_mmseg.text import TextDecoupler, load_tokenizer
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])
-
-
-@pytest.fixture(scope='module')
-def rrsisd_root(tmp_path_factory):
-    out = tmp_path_factory.mktemp('rrsisd_converted')
-    convert_rrsisd(FIXTURES / 'formats' / 'rrsisd', out, overwrite=True)
-    return out
 
 
 def offline_dataloader_cfg(cfg_loader, data_root, batch_size=2):

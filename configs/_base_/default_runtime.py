@@ -13,3 +13,6 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=2401)  # the reference's seed
+# DDP without fixed device ids: works for one GPU per process and for CPU (gloo) runs.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                         broadcast_buffers=False, find_unused_parameters=False)
