@@ -16,10 +16,10 @@ import copy
 import os.path as osp
 import time
 
-import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
 from fianet_mmseg.datasets.converters import convert_rrsisd
 from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
 
@@ -87,8 +87,8 @@ def main() -> None:
         test_config(cfg, checkpoint, osp.join(args.work_dir, 'test_shuffled'), True)).test()
     overlay_dir = write_overlays(cfg, checkpoint, args)
 
-    print('\ndemo: synthetic test split, {} s training, {} s in all'.format(
-        round(trained - start), round(time.time() - start)))
+    total = round(time.time() - start)
+    print(f'\ndemo: synthetic test split, {round(trained - start)} s training, {total} s in all')
     print('  {:<22}'.format('') + ''.join(f'{k:>8}' for k in REPORTED))
     for name, values in (('expressions', metrics), ('shuffled expressions', shuffled)):
         print(f'  {name:<22}' + ''.join(f'{values[k]:8.2f}' for k in REPORTED))

@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
+from fianet_mmseg.utils.dist import init_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +40,7 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    init_cpu_distributed(args.launcher)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
