@@ -23,8 +23,9 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
+from ..models.segmentors.fianet import INPUT_SIZE_PRED
+
 EVAL_SIZES = ('input', 'original')
-INPUT_SIZE_PRED = 'pred_sem_seg_at_input'
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).
 SAMPLE_META_KEYS = ('sample_idx', 'ref_id', 'sent_id', 'expression', 'category', 'img_path')
 # Codes of the ground truth before nearest resizing (uint8 for cv2).
