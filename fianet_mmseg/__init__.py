@@ -10,6 +10,6 @@ from .version import __version__
 install_mmcv_ops_standins()
 register_checkpoint_safe_globals()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registration)
+from . import apis, datasets, engine, evaluation, models, visualization  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -23,8 +23,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='JSONL file for per-expression results (I, U, IoU, '
                         'category, expression), e.g. for tools/analysis/per_category.py')
     parser.add_argument('--show', action='store_true', help='show overlays in a window')
-    parser.add_argument('--show-dir', help='folder (inside the work dir) for overlays of '
-                        'prediction and ground truth')
+    parser.add_argument('--show-dir', help='folder (relative to the work dir unless absolute) '
+                        'for overlays of prediction and ground truth with the expression')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=1')
@@ -46,8 +46,7 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
     if args.show_dir:
-        visualizer = cfg.visualizer
-        visualizer['save_dir'] = args.show_dir
+        cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
 
 
 def set_refseg_output(cfg: Config, path: str) -> None:

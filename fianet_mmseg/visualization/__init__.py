@@ -1,1 +1,13 @@
+"""Overlays of referring segmentation (demo, analysis and mmseg's visualisation hook)."""
+from .refseg_visualizer import (
+    RefSegVisualizer,
+    draw_caption,
+    draw_mask,
+    locate_phrases,
+    mask_iou,
+    render_comparison,
+    render_prediction,
+)
 
+__all__ = ['RefSegVisualizer', 'draw_caption', 'draw_mask', 'locate_phrases', 'mask_iou',
+           'render_comparison', 'render_prediction']

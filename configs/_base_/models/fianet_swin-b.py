@@ -17,7 +17,10 @@ model = dict(
         type='BertTextEncoder',
         name_or_path='bert-base-uncased',
         trainable_layers=list(range(10)),  # reference: embeddings, layers 10-11 frozen
-        train_embeddings=False),
+        train_embeddings=False,
+        # speed-ups, same results (tools/analysis/benchmark.py --path straightforward: off)
+        batched_views=True,  # the three views in one BERT call
+        compact_views=True),  # each view's words only, cut to the longest view
     backbone=dict(
         type='FIAMSwinTransformer',
         pretrain_img_size=384,
@@ -37,8 +40,14 @@ model = dict(
         with_opab=True,
         with_object=True,
         with_position=True,
+        # speed-ups, same results (tools/analysis/benchmark.py --path straightforward: off)
+        use_sdpa=True,  # pixel-word attention through F.scaled_dot_product_attention
+        linear_projections=True,  # FIAM's 1x1 convolutions as linear maps on tokens
+        cache_window_masks=True,  # shifted-window masks built once per input shape
+        window_sdpa=True,  # window attention through F.scaled_dot_product_attention
         init_cfg=dict(type='Pretrained', checkpoint=swin_b_22k_384)),
-    neck=dict(type='TMEM', in_channels=[128, 256, 512, 1024], num_blocks=3),
+    neck=dict(type='TMEM', in_channels=[128, 256, 512, 1024], num_blocks=3, use_sdpa=True,
+              linear_projections=True),
     decode_head=dict(
         type='SimpleDecodeHead',
         in_channels=[128, 256, 512, 1024],

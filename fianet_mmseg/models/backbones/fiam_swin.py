@@ -13,7 +13,7 @@ from mmseg.models.backbones.swin import WindowMSA
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..layers import FIAM, TextFeatures
+from ..layers import FIAM, TextFeatures, speed_up_window_attention
 from ..utils import official_swin_to_mmseg
 
 
@@ -48,6 +48,19 @@ class FIAMSwinTransformer(SwinTransformer):
         with_position (bool): OPAB position branch. Default: True.
         use_sdpa (bool): Pixel-word attention through
             ``F.scaled_dot_product_attention``. Default: True.
+        linear_projections (bool): FIAM's 1x1 convolutions as linear maps on
+            token-major tensors (see
+            :class:`~fianet_mmseg.models.layers.PixelWordAttention`).
+            Default: True.
+        cache_window_masks (bool): Build the shifted-window attention mask
+            once per input shape instead of in every shifted block
+            (:class:`~fianet_mmseg.models.layers.CachedShiftWindowMSA`).
+            Default: True.
+        window_sdpa (bool): Window attention through
+            ``F.scaled_dot_product_attention``
+            (:class:`~fianet_mmseg.models.layers.SDPAWindowMSA`; fused kernels
+            at inference, about as fast as mmseg's while training on CPU).
+            Default: True.
         **kwargs: mmseg :class:`SwinTransformer` arguments (``embed_dims``,
             ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
             ``with_cp``, ``init_cfg``...). ``init_cfg=dict(type='Pretrained',
@@ -65,11 +78,17 @@ class FIAMSwinTransformer(SwinTransformer):
                  with_object: bool = True,
                  with_position: bool = True,
                  use_sdpa: bool = True,
+                 linear_projections: bool = True,
+                 cache_window_masks: bool = True,
+                 window_sdpa: bool = True,
                  **kwargs) -> None:
         if text_channels is None:
             raise ValueError('FIAMSwinTransformer needs text_channels (the segmentor '
                              'fills it in from its text encoder)')
         super().__init__(**kwargs)
+        # Same parameters and keys as mmseg's modules, faster forwards.
+        speed_up_window_attention(self.stages, cache_masks=cache_window_masks,
+                                  use_sdpa=window_sdpa)
         num_stages = len(self.stages)
         if tuple(self.out_indices) != tuple(range(num_stages)):
             raise ValueError(f'FIANet uses every stage: out_indices must be '
@@ -78,7 +97,8 @@ class FIAMSwinTransformer(SwinTransformer):
         self.fusions = ModuleList([
             FIAM(channels, text_channels, heads[i], with_opab=with_opab,
                  with_object=with_object, with_position=with_position,
-                 with_update=i < num_stages - 1, use_sdpa=use_sdpa)
+                 with_update=i < num_stages - 1, use_sdpa=use_sdpa,
+                 linear_projections=linear_projections)
             for i, channels in enumerate(self.num_features)
         ])
         # The relative position index is derived from the window size: keep it

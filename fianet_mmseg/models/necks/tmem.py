@@ -22,13 +22,16 @@ class TextAwareBlock(nn.Module):
         channels (int): Token width.
         text_channels (int): Word width ``D``.
         use_sdpa (bool): See :class:`PixelWordAttention`.
+        linear_projections (bool): See :class:`PixelWordAttention`.
     """
 
-    def __init__(self, channels: int, text_channels: int, use_sdpa: bool = True) -> None:
+    def __init__(self, channels: int, text_channels: int, use_sdpa: bool = True,
+                 linear_projections: bool = True) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(channels)
         self.attn = PixelWordAttention(channels, text_channels, channels, channels, channels,
-                                       num_heads=1, use_sdpa=use_sdpa)
+                                       num_heads=1, use_sdpa=use_sdpa,
+                                       linear_projections=linear_projections)
         self.norm2 = nn.LayerNorm(channels)
         self.ffn = nn.Sequential(
             nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
@@ -93,6 +96,7 @@ class TMEM(BaseModule):
             RefSegRS).
         reduction (int): ``hidden = sum(in_channels) // reduction``.
         use_sdpa (bool): See :class:`PixelWordAttention`.
+        linear_projections (bool): See :class:`PixelWordAttention`.
 
     Shapes:
         4 maps (B, C_i, H_i, W_i) -> 4 maps of the same shapes.
@@ -104,6 +108,7 @@ class TMEM(BaseModule):
                  num_blocks: int = 3,
                  reduction: int = 4,
                  use_sdpa: bool = True,
+                 linear_projections: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if text_channels is None:
@@ -117,7 +122,8 @@ class TMEM(BaseModule):
         hidden = total // reduction
         self.reduce = nn.Conv2d(total, hidden, 1)
         self.blocks = nn.ModuleList(
-            [TextAwareBlock(hidden, text_channels, use_sdpa) for _ in range(num_blocks)])
+            [TextAwareBlock(hidden, text_channels, use_sdpa, linear_projections)
+             for _ in range(num_blocks)])
         self.bn = nn.BatchNorm2d(hidden)
         self.expand = nn.Conv2d(hidden, total, 1)
         self.scale_gates = nn.ModuleList([ScaleAwareGate(c) for c in self.in_channels])

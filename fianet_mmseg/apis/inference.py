@@ -1,0 +1,277 @@
+"""Python inference API: a model from a config (+ checkpoint), masks for expressions.
+
+Example::
+
+    from fianet_mmseg.apis import init_model, inference_model
+
+    model = init_model('configs/fianet_swin-b_rrsisd.py', 'fianet_rrsisd.pth', device='cuda')
+    result = inference_model(model, 'demo.jpg', 'the gray storage tank on the lower left')
+    mask = result.pred_sem_seg.data[0]  # (H, W) at the image's size, 1 = referred object
+
+Pairing rule of :func:`inference_model`: ``image`` and ``expression`` are each
+a single item or a list. Two lists are paired element-wise and must have the
+same length; a single item on one side is used with every item of the other
+side (one image with many expressions, or one expression for many images).
+The result is one ``SegDataSample`` when both are single items, else a list in
+pair order.
+"""
+from __future__ import annotations
+
+import copy
+import os.path as osp
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmcv.transforms import Compose
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS, TRANSFORMS
+from mmseg.structures import SegDataSample
+from torch import nn
+
+ImageType = Union[str, Path, np.ndarray]
+ConfigType = Union[str, Path, Config]
+
+_ANNOTATION_LOADERS = ('LoadAnnotations',)
+_PIPELINE_ATTR = '_refseg_inference_pipeline'
+
+
+def _step_type(step: dict) -> str:
+    """The registry name of a pipeline step, without a scope prefix."""
+    return str(step.get('type', '')).split('.')[-1]
+
+
+class InferencePipeline:
+    """The test pipeline of a config, split into the image loader and the rest.
+
+    Built from ``test_dataloader.dataset.pipeline`` (else ``test_pipeline``),
+    without ``LoadAnnotations``. Paths go through the config's own loader
+    (``LoadImageFromFile``, as in ``tools/test.py``); arrays through mmseg's
+    ``LoadImageFromNDArray``.
+
+    Args:
+        cfg (Config): The model's config.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        steps = None
+        if cfg.get('test_dataloader') is not None:
+            steps = cfg.test_dataloader.get('dataset', {}).get('pipeline')
+        if steps is None:
+            steps = cfg.get('test_pipeline')
+        if not steps:
+            raise KeyError('the config has no test_dataloader.dataset.pipeline (nor '
+                           'test_pipeline) to build the inference pipeline from')
+        steps = [copy.deepcopy(step) for step in steps
+                 if _step_type(step) not in _ANNOTATION_LOADERS]
+        if not steps or not _step_type(steps[0]).startswith('LoadImage'):
+            raise ValueError(f'the test pipeline must start with an image loader '
+                             f'(LoadImageFromFile), got {steps[:1]!r}')
+        self.steps = steps
+        self.file_loader = TRANSFORMS.build(steps[0])
+        self.array_loader = TRANSFORMS.build(dict(
+            type='LoadImageFromNDArray', to_float32=steps[0].get('to_float32', False)))
+        self.transforms = Compose(steps[1:])
+
+    def load(self, image: ImageType, where: str) -> dict:
+        """Run the image loader; ``where`` names the input in error messages."""
+        if isinstance(image, np.ndarray):
+            return self.array_loader(dict(img=image))
+        path = str(image)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{where}: image file {path} does not exist')
+        try:
+            results = self.file_loader(dict(img_path=path))
+        except Exception as err:  # decoding errors of cv2 / PIL / turbojpeg
+            raise ValueError(f'{where}: cannot read image {path} ({err})') from err
+        if results is None or results.get('img') is None:
+            raise ValueError(f'{where}: cannot read image {path}')
+        return results
+
+    def __call__(self, image: ImageType, expression: str, where: str = 'input') -> dict:
+        """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``."""
+        results = self.load(image, where)
+        results.update(expression=expression, seg_fields=[], reduce_zero_label=False)
+        return self.transforms(results)
+
+
+def get_inference_pipeline(model: nn.Module) -> InferencePipeline:
+    """The model's :class:`InferencePipeline` (built from ``model.cfg`` once)."""
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        raise AttributeError('the model has no .cfg; build it with fianet_mmseg.apis.init_model')
+    pipeline = getattr(model, _PIPELINE_ATTR, None)
+    if pipeline is None or pipeline.cfg is not cfg:  # built anew when model.cfg is replaced
+        pipeline = InferencePipeline(cfg)
+        setattr(model, _PIPELINE_ATTR, pipeline)
+    return pipeline
+
+
+def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str = 'cpu',
+               cfg_options: Optional[Dict[str, Any]] = None) -> nn.Module:
+    """Build a FIANet from a config and load its weights for inference.
+
+    Args:
+        config (str | Path | Config): Config file or object (copied).
+        checkpoint (str, optional): Checkpoint file, loaded with mmengine's
+            ``load_checkpoint``; None keeps the weights as built (the text
+            encoder's pretrained ones, the rest random).
+        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
+        cfg_options (dict, optional): Dotted-key overrides merged into the
+            config (like ``--cfg-options``).
+
+    Returns:
+        nn.Module: The model in eval mode on ``device``, with ``model.cfg``
+        and ``model.dataset_meta`` (from the checkpoint's
+        ``meta.dataset_meta``, else :class:`RefSegDataset`'s classes and
+        palette).
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(str(config)):
+            raise FileNotFoundError(f'config file {config} does not exist')
+        cfg = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
+    if checkpoint is not None and not osp.isfile(str(checkpoint)):
+        raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg.model.train_cfg = None
+    model = MODELS.build(cfg.model)
+    dataset_meta = None
+    if checkpoint is not None:
+        loaded = load_checkpoint(model, str(checkpoint), map_location='cpu')
+        dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
+    if not dataset_meta:
+        from ..datasets import RefSegDataset
+
+        dataset_meta = copy.deepcopy(RefSegDataset.METAINFO)
+    model.dataset_meta = dataset_meta
+    model.cfg = cfg
+    if str(device) == 'cpu':
+        model = revert_sync_batchnorm(model)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _as_list(value: Any) -> Tuple[List[Any], bool]:
+    """``(items, was_single)``."""
+    if isinstance(value, (list, tuple)):
+        return list(value), False
+    return [value], True
+
+
+def _check_image_input(image: Any, where: str) -> None:
+    if isinstance(image, (str, Path)):
+        return
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'{where}: an image array must be (H, W, 3) uint8 BGR, got shape '
+                             f'{image.shape}, dtype {image.dtype} (give a list for several '
+                             'images)')
+        return
+    raise TypeError(f'{where}: an image must be a file path or an (H, W, 3) uint8 BGR array, '
+                    f'got {type(image).__name__}')
+
+
+def _check_expression(expression: Any, where: str) -> None:
+    if not isinstance(expression, str):
+        raise TypeError(f'{where}: an expression must be a string, got '
+                        f'{type(expression).__name__}')
+    if not expression.strip():
+        raise ValueError(f'{where}: the expression is empty')
+
+
+def pair_inputs(image: Union[ImageType, Sequence[ImageType]],
+                expression: Union[str, Sequence[str]]) -> Tuple[List[Tuple[Any, str]], bool]:
+    """Validate and pair images with expressions (see the module's pairing rule).
+
+    Returns:
+        tuple: ``([(image, expression), ...], single)`` where ``single`` says
+        that one ``SegDataSample`` (not a list) is to be returned.
+
+    Raises:
+        ValueError: Empty lists, lists of different lengths, empty
+            expressions, arrays that are not (H, W, 3) uint8.
+        TypeError: Inputs of other types.
+    """
+    images, single_image = _as_list(image)
+    expressions, single_expression = _as_list(expression)
+    if not images:
+        raise ValueError('no image given (empty list)')
+    if not expressions:
+        raise ValueError('no expression given (empty list)')
+    if not single_image and not single_expression and len(images) != len(expressions):
+        raise ValueError(f'{len(images)} images but {len(expressions)} expressions: two lists '
+                         'are paired element-wise and must have the same length')
+    for index, item in enumerate(images):
+        _check_image_input(item, f'image {index}' if not single_image else 'image')
+    for index, item in enumerate(expressions):
+        _check_expression(item, f'expression {index}' if not single_expression
+                          else 'expression')
+    count = max(len(images), len(expressions))
+    if single_image:
+        images = images * count
+    if single_expression:
+        expressions = expressions * count
+    return list(zip(images, expressions)), single_image and single_expression
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, packed: List[dict]) -> List[SegDataSample]:
+    """One ``test_step`` per group of equally sized inputs, results in input order."""
+    groups: Dict[Tuple[int, ...], List[int]] = {}
+    for index, data in enumerate(packed):
+        groups.setdefault(tuple(data['inputs'].shape), []).append(index)
+    results: List[Optional[SegDataSample]] = [None] * len(packed)
+    for indices in groups.values():
+        outputs = model.test_step(pseudo_collate([packed[i] for i in indices]))
+        for index, output in zip(indices, outputs):
+            results[index] = output
+    return results
+
+
+def inference_model(model: nn.Module, image: Union[ImageType, Sequence[ImageType]],
+                    expression: Union[str, Sequence[str]],
+                    batch_size: int = 8) -> Union[SegDataSample, List[SegDataSample]]:
+    """Segment the object each expression refers to.
+
+    Args:
+        model (nn.Module): A model from :func:`init_model`.
+        image: An image path, an ``(H, W, 3)`` uint8 **BGR** array (as
+            ``cv2.imread`` gives), or a list of them.
+        expression: A referring expression or a list of them. Paired with
+            ``image`` as in the module docstring.
+        batch_size (int): Pairs per forward pass (one ``model.test_step``
+            per batch; inputs of different sizes after the pipeline are split
+            into one pass per size).
+
+    Returns:
+        SegDataSample | list[SegDataSample]: ``pred_sem_seg`` (1, H, W) at the
+        image's original size (1 = referred object), ``seg_logits``
+        (2, H, W), ``pred_sem_seg_at_input`` and metainfo ``expression``,
+        ``object_phrase``, ``spatial_phrases``, ``img_path`` (None for
+        arrays), ``ori_shape``, ``img_shape``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+    pairs, single = pair_inputs(image, expression)
+    pipeline = get_inference_pipeline(model)
+    results: List[SegDataSample] = []
+    for start in range(0, len(pairs), batch_size):
+        packed = []
+        for index, (item, text) in enumerate(pairs[start:start + batch_size], start=start):
+            where = 'input' if single else f'input {index}'
+            packed.append(pipeline(item, text, where))
+        results.extend(_predict(model, packed))
+    return results[0] if single else results

@@ -1,0 +1,141 @@
+"""ONNX export of forward_tensors (dynamic batch) checked with onnxruntime on CPU."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from conftest import REPO
+from mmengine.dataset import pseudo_collate
+from test_inference import (
+    CONFIG,
+    make_tiny_checkpoint,
+    options_dict,
+    split_records,
+    tiny_test_options,
+)
+
+from fianet_mmseg.apis import get_inference_pipeline, init_model
+
+pytestmark = pytest.mark.slow  # one export, ~30 s on two CPU cores
+
+SIZE, LENGTH = 64, 12
+
+
+def load_tool():
+    path = REPO / 'tools' / 'deployment' / 'export_onnx.py'
+    spec = importlib.util.spec_from_file_location('export_onnx', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def export_options(data_root) -> list:
+    """The tiny model at SIZE x SIZE with LENGTH tokens (so real data fits the graph)."""
+    return tiny_test_options(data_root) + [
+        f'test_dataloader.dataset.pipeline.1.scale=({SIZE},{SIZE})',
+        f'test_dataloader.dataset.pipeline.3.max_length={LENGTH}']
+
+
+@pytest.fixture(scope='module')
+def exported(rrsisd_root, tmp_path_factory):
+    folder = tmp_path_factory.mktemp('onnx')
+    checkpoint = make_tiny_checkpoint(rrsisd_root, folder / 'tiny.pth')
+    tool = load_tool()
+    out = folder / 'tiny.onnx'
+    # geometry from the config's pipeline (Resize scale, max_length)
+    differences = tool.main([CONFIG, str(checkpoint), str(out),
+                             '--cfg-options', *export_options(rrsisd_root)])
+    return tool, checkpoint, out, differences
+
+
+def test_export_checks_batches_other_than_the_exported_one(exported):
+    tool, _, out, differences = exported
+    assert out.is_file()
+    assert sorted(differences) == [1, 3] and tool.EXPORT_BATCH not in differences
+    assert all(0 <= d <= 1e-3 for d in differences.values())
+    graph = onnx.load(str(out)).graph
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in graph.input}
+    assert isinstance(dims['img'][0], str) and dims['img'][1:] == [3, SIZE, SIZE]
+    for name in ('input_ids', 'attention_mask', 'object_mask', 'position_mask'):
+        assert isinstance(dims[name][0], str) and dims[name][1:] == [LENGTH]
+    assert not list(out.parent.glob('.export-*'))  # no temporary file left
+
+
+def test_onnx_matches_pytorch_on_real_samples_at_batch_4(exported, rrsisd_root):
+    _, checkpoint, out, _ = exported
+    model = init_model(CONFIG, str(checkpoint),
+                       cfg_options=options_dict(export_options(rrsisd_root)))
+    pipeline = get_inference_pipeline(model)
+    records = split_records(rrsisd_root, 'test') + split_records(rrsisd_root, 'val')[:1]
+    batch = pseudo_collate([pipeline(r['img_path'], r['expression']) for r in records])
+    data = model.data_preprocessor(batch, False)
+    text = data['text']
+    inputs = (data['inputs'], text['input_ids'], text['attention_mask'], text['object_mask'],
+              text['position_mask'])
+    assert inputs[0].shape == (4, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = model.forward_tensors(*inputs).numpy()
+    session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    names = [i.name for i in session.get_inputs()]
+    (logits,) = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+    assert logits.shape == (4, 2, SIZE, SIZE)
+    assert np.abs(logits - expected).max() <= 1e-3
+    margin = expected[:, 1] - expected[:, 0]
+    clear = np.abs(margin) > 1e-2
+    assert np.array_equal(logits.argmax(1)[clear], expected.argmax(1)[clear])
+
+
+def test_failed_check_never_replaces_the_output(exported, tmp_path):
+    tool, checkpoint, out, _ = exported
+    target = tmp_path / 'model.onnx'
+    target.write_bytes(b'previous model')
+    model = init_model(CONFIG, str(checkpoint),
+                       cfg_options=options_dict(export_options('unused')))
+    checks = {1: tool.example_inputs(model, 1, SIZE, SIZE, LENGTH)}
+    reference = tool.torch_reference(model)
+
+    def shifted(inputs):  # disagrees with the exported graph by 1 everywhere
+        return reference(inputs) + 1.0
+
+    candidate = tmp_path / 'candidate.onnx'
+    shutil.copy(out, candidate)
+    passed, differences = tool.check_and_commit(str(candidate), str(target), shifted, checks,
+                                                1e-3)
+    assert not passed and differences[1] == pytest.approx(1.0, abs=1e-3)
+    assert target.read_bytes() == b'previous model' and not candidate.exists()
+    # --keep-failed keeps the rejected model beside the output
+    shutil.copy(out, candidate)
+    passed, _ = tool.check_and_commit(str(candidate), str(target), shifted, checks, 1e-3,
+                                      keep_failed=True)
+    assert not passed and (tmp_path / 'model.failed.onnx').is_file()
+    assert target.read_bytes() == b'previous model'
+    # the unshifted reference passes and moves the candidate onto the output
+    shutil.copy(out, candidate)
+    passed, _ = tool.check_and_commit(str(candidate), str(target), reference, checks, 1e-3)
+    assert passed and target.read_bytes() == out.read_bytes() and not candidate.exists()
+
+
+def test_cli_exits_non_zero_with_the_difference(exported, tmp_path, monkeypatch, capsys):
+    tool, checkpoint, out, _ = exported
+    target = tmp_path / 'cli.onnx'
+    target.write_bytes(b'previous model')
+    # reuse the exported graph instead of exporting again; the reference is off by 0.5
+    monkeypatch.setattr(tool, 'export', lambda model, path, inputs, opset=None:
+                        shutil.copy(out, path))
+    original = tool.torch_reference
+    monkeypatch.setattr(tool, 'torch_reference',
+                        lambda model: (lambda inputs: original(model)(inputs) + 0.5))
+    with pytest.raises(SystemExit) as stop:
+        tool.main([CONFIG, str(checkpoint), str(target), '--shape', str(SIZE), str(SIZE),
+                   '--length', str(LENGTH), '--cfg-options', *tiny_test_options('unused')])
+    assert stop.value.code == 1
+    captured = capsys.readouterr()
+    assert 'batch 1: 0.5' in captured.out and 'FAILED' in captured.err
+    assert target.read_bytes() == b'previous model'
+    assert not list(tmp_path.glob('.export-*'))
