@@ -21,6 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='number of images (about 3 references each)')
     parser.add_argument('--image-size', type=int, default=128, help='image side in pixels')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--max-objects', type=int, default=5, help='most objects per image (2-5)')
+    parser.add_argument('--object-scale', type=float, default=1.0,
+                        help='multiplies object sizes (0.5-2)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a synthetic data set already in --out')
     return parser.parse_args(argv)
@@ -31,7 +34,9 @@ def main(argv=None) -> None:
     try:
         summary = generate_synthetic_rrsisd(args.out, num_images=args.num_images,
                                             image_size=args.image_size, seed=args.seed,
-                                            overwrite=args.overwrite)
+                                            overwrite=args.overwrite,
+                                            max_objects=args.max_objects,
+                                            object_scale=args.object_scale)
     except (FileExistsError, NotADirectoryError, ValueError) as error:
         raise SystemExit(f'error: {error}') from error
     print(json.dumps(summary, indent=1))

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import os.path as osp
 import time
 
+import mmcv
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
+from fianet_mmseg.apis import inference_model, init_model
+from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.converters import convert_rrsisd
 from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
+from fianet_mmseg.visualization import render_comparison
 
 REPORTED = ('P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
 
@@ -93,14 +98,27 @@ def main() -> None:
     for name, values in (('expressions', metrics), ('shuffled expressions', shuffled)):
         print(f'  {name:<22}' + ''.join(f'{values[k]:8.2f}' for k in REPORTED))
     print(f'  checkpoint: {checkpoint}')
-    if overlay_dir:
-        print(f'  overlays: {overlay_dir}')
+    print(f'  overlays (prediction | ground truth): {overlay_dir}')
     print(f"demo: oIoU={metrics['oIoU']:.2f} shuffled_oIoU={shuffled['oIoU']:.2f}")
 
 
-def write_overlays(cfg: Config, checkpoint: str, args: argparse.Namespace):
-    """Prediction overlays for the first test samples (None if the API is missing)."""
-    return None
+def write_overlays(cfg: Config, checkpoint: str, args: argparse.Namespace) -> str:
+    """Prediction | ground-truth overlays for the first test expressions."""
+    test_set = RefSegDataset(ann_file=osp.join(args.data_root, 'test.jsonl'))
+    records = [test_set.get_data_info(i) for i in range(min(args.overlays, len(test_set)))]
+    model = init_model(cfg, checkpoint, device='cpu')
+    results = inference_model(model, [r['img_path'] for r in records],
+                              [r['expression'] for r in records])
+    out_dir = osp.join(args.work_dir, 'overlays')
+    os.makedirs(out_dir, exist_ok=True)
+    for index, (record, result) in enumerate(zip(records, results)):
+        image = mmcv.imread(record['img_path'])
+        gt = mmcv.imread(record['seg_map_path'], flag='unchanged')
+        canvas = render_comparison(
+            mmcv.bgr2rgb(image), result.pred_sem_seg.data[0].cpu().numpy(), gt,
+            record['expression'], result.object_phrase, result.spatial_phrases)
+        mmcv.imwrite(mmcv.rgb2bgr(canvas), osp.join(out_dir, f'{index:02d}.png'))
+    return out_dir
 
 
 if __name__ == '__main__':

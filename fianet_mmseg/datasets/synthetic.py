@@ -194,13 +194,14 @@ def _place(obj_spec: Tuple[Category, str, str], occupied: np.ndarray, image_size
     return None
 
 
-def _sample_specs(rng: np.random.Generator) -> List[Tuple[Category, str, str]]:
-    """Categories, colours and sizes of 2-5 objects, drawn from small pools.
+def _sample_specs(rng: np.random.Generator,
+                  max_objects: int = 5) -> List[Tuple[Category, str, str]]:
+    """Categories, colours and sizes of 2 to ``max_objects`` objects, from small pools.
 
     Small pools make repeated categories, colours and sizes common, so that the
     category alone rarely tells the referred object.
     """
-    count = int(rng.integers(2, 6))
+    count = int(rng.integers(2, max_objects + 1))
     num_categories = min(count, int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25])))
     num_colours = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
     num_sizes = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
@@ -317,13 +318,15 @@ def _named(target: SceneObject, attributes: list) -> Dict[str, str]:
     return named
 
 
-def _sample_scene(image_size: int, rng: np.random.Generator,
+def _sample_scene(image_size: int, rng: np.random.Generator, max_objects: int = 5,
+                  object_scale: float = 1.0,
                   max_attempts: int = 500) -> Tuple[List[SceneObject], List[str], int]:
     """Objects of one image and their expressions; retries until all are describable."""
-    scale = image_size / REFERENCE_IMAGE_SIZE
+    scale = image_size / REFERENCE_IMAGE_SIZE * object_scale
     gap_kernel = np.ones((2 * max(1, round(OBJECT_GAP * scale)) + 1,) * 2, np.uint8)
     for attempt in range(1, max_attempts + 1):
-        specs = sorted(_sample_specs(rng), key=lambda s: -s[0].lengths[SIZES.index(s[2])])
+        specs = sorted(_sample_specs(rng, max_objects),
+                       key=lambda s: -s[0].lengths[SIZES.index(s[2])])
         occupied = np.zeros((image_size, image_size), np.uint8)
         objects = []
         for spec in specs:
@@ -479,7 +482,8 @@ def _split_names(num_images: int, rng: np.random.Generator) -> List[str]:
 
 def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int = 128,
                               seed: int = 0, overwrite: bool = False,
-                              polygon_share: float = 0.3) -> dict:
+                              polygon_share: float = 0.3, max_objects: int = 5,
+                              object_scale: float = 1.0) -> dict:
     """Write a synthetic referring data set in the RRSIS-D layout under ``root``.
 
     Args:
@@ -491,6 +495,8 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
         overwrite: replace a previous synthetic data set in ``root``.
         polygon_share: share of annotations written as polygon lists instead
             of RLE (both forms occur in the release).
+        max_objects: most objects per image (2 to 5); fewer makes the task easier.
+        object_scale: multiplies the object sizes (0.5 to 2).
 
     Returns:
         A summary: counts per split and category, how often images repeat a
@@ -500,6 +506,10 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
         raise ValueError(f'num_images must be within 3..10000, got {num_images}')
     if not 64 <= image_size <= 1024:
         raise ValueError(f'image_size must be within 64..1024, got {image_size}')
+    if not 2 <= max_objects <= 5:
+        raise ValueError(f'max_objects must be within 2..5, got {max_objects}')
+    if not 0.5 <= object_scale <= 2:
+        raise ValueError(f'object_scale must be within 0.5..2, got {object_scale}')
     _prepare_root(root, overwrite)
     os.makedirs(osp.join(root, 'rrsisd'), exist_ok=True)
     os.makedirs(osp.join(root, IMAGE_DIR), exist_ok=True)
@@ -510,7 +520,8 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
     images, annotations, refs, meta_objects = [], [], [], []
     attempts = repeated_category = repeated_colour = needs_more = 0
     for image_id, split in zip(image_ids.tolist(), splits, strict=True):
-        objects, expressions, tries = _sample_scene(image_size, rng)
+        objects, expressions, tries = _sample_scene(image_size, rng, max_objects,
+                                                    object_scale)
         attempts += tries
         pixels, background = _paint(objects, image_size, rng)
         file_name = f'{image_id:05d}.jpg'
