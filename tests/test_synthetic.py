@@ -308,3 +308,30 @@ def test_the_rrsisd_converter_reads_it(dataset, tmp_path):
     expressions = {r['ref_id']: r['sentences'][0]['raw'] for r in dataset['refs']}
     assert len(records) == len(expressions)
     assert {r['ref_id']: r['expression'] for r in records} == expressions
+
+
+def _annotations(root: Path) -> list:
+    return json.loads((root / 'rrsisd' / 'instances.json').read_text())['annotations']
+
+
+def test_difficulty_options(tmp_path):
+    """``max_objects`` caps objects per image; ``object_scale`` grows the objects."""
+    generate_synthetic_rrsisd(str(tmp_path / 'base'), num_images=30, seed=5)
+    generate_synthetic_rrsisd(str(tmp_path / 'few'), num_images=30, seed=5, max_objects=2)
+    generate_synthetic_rrsisd(str(tmp_path / 'big'), num_images=30, seed=5, object_scale=1.5)
+    per_image = defaultdict(int)
+    for ann in _annotations(tmp_path / 'few'):
+        per_image[ann['image_id']] += 1
+    assert max(per_image.values()) == 2
+    base_counts = defaultdict(int)
+    for ann in _annotations(tmp_path / 'base'):
+        base_counts[ann['image_id']] += 1
+    assert max(base_counts.values()) > 2
+
+    def mean_bbox_area(root):
+        boxes = [a['bbox'] for a in _annotations(root)]
+        return np.mean([(x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in boxes])
+
+    assert mean_bbox_area(tmp_path / 'big') > 1.6 * mean_bbox_area(tmp_path / 'base')
+    with pytest.raises(ValueError, match='max_objects'):
+        generate_synthetic_rrsisd(str(tmp_path / 'bad'), num_images=5, max_objects=6)
