@@ -28,7 +28,7 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
 
 #: Speed-up switches: name -> the config keys it sets (True: on). The model
 #: switches are constructor arguments that default to on; ``fused_adamw`` is
-#: the optimizer's ``fused`` flag (off unless a config sets it).
+#: the optimizer's ``fused`` flag (the project's schedules set it).
 SPEEDUPS: Dict[str, Tuple[str, ...]] = {
     'batched_views': ('model.text_encoder.batched_views',),
     'compact_views': ('model.text_encoder.compact_views',),

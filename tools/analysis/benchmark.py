@@ -20,7 +20,7 @@ Examples::
 
 ``--path`` picks the speed-up switches (see
 :data:`fianet_mmseg.engine.benchmarking.SPEEDUPS`): ``config`` (as the
-config says: every model switch defaults to on, the optimizer is not fused),
+config says: every model switch defaults to on, the schedules fuse AdamW),
 ``fast`` (all on, fused AdamW included), ``straightforward`` (all off) or one
 switch name (only that one on). ``--amp``: bfloat16 autocast on CPU
 (``AutocastOptimWrapper``), float16 AMP on GPU (``AmpOptimWrapper``).
