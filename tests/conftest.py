@@ -1,8 +1,10 @@
 """Shared test helpers: paths, model building from the project's configs."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -25,6 +27,16 @@ PARITY_FIXTURE = FIXTURES / 'official_parity_A.pt'
 FIXTURE_BERT = dict(vocab_size=1000, hidden_size=768, num_hidden_layers=2,
                     num_attention_heads=12, intermediate_size=3072,
                     max_position_embeddings=64)
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """Import one of the repository's scripts (``tools/...``, ``data_prep/...``) as a module."""
+    path = REPO / relative_path
+    name = 'fianet_script_' + relative_path.replace('/', '_').removesuffix('.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

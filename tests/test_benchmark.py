@@ -1,12 +1,11 @@
 """Benchmark / profiler tools, and the speed-up switches: same numbers on and off."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import torch
-from conftest import REPO, build_model, load_config, tiny_model_overrides
+from conftest import REPO, build_model, load_config, load_script, tiny_model_overrides
 from mmengine.optim import build_optim_wrapper
 from mmseg.models.backbones.swin import ShiftWindowMSA, WindowMSA
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
@@ -43,10 +42,7 @@ TINY_OPTIONS = [
 
 
 def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'fianet_tool_{name}', TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis/{name}.py')
 
 
 def json_lines(text: str) -> list:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import pickle
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from PIL import Image
 
 from fianet_mmseg.datasets.converters import (
@@ -367,10 +367,7 @@ def test_never_writes_through_a_link_into_the_source(tmp_path):
 
 
 def load_cli(name: str):
-    spec = importlib.util.spec_from_file_location(f'cli_{name}', REPO / 'data_prep' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'data_prep/{name}.py')
 
 
 @pytest.mark.slow

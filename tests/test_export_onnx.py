@@ -1,7 +1,6 @@
 """ONNX export of forward_tensors (dynamic batch) checked with onnxruntime on CPU."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
 import numpy as np
@@ -9,7 +8,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_script
 from mmengine.dataset import pseudo_collate
 from test_inference import (
     CONFIG,
@@ -27,11 +26,7 @@ SIZE, LENGTH = 64, 12
 
 
 def load_tool():
-    path = REPO / 'tools' / 'deployment' / 'export_onnx.py'
-    spec = importlib.util.spec_from_file_location('export_onnx', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/deployment/export_onnx.py')
 
 
 def export_options(data_root) -> list:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, REPO, load_config, tiny_cli_options
+from conftest import CONFIGS, REPO, load_config, load_script, tiny_cli_options
 from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -229,10 +228,7 @@ def test_init_model_sets_cfg_and_dataset_meta(model):
 
 # ------------------------------------------------------------------------ demo
 def load_demo():
-    spec = importlib.util.spec_from_file_location('image_demo', REPO / 'demo' / 'image_demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('demo/image_demo.py')
 
 
 @pytest.mark.slow

@@ -129,6 +129,25 @@ def test_tmem_blocks_and_disabling():
         MODELS.build(dict(type='TMEM', in_channels=[4, 8], text_channels=8, num_blocks=0))
 
 
+def test_absolute_position_embedding_is_added_and_resized():
+    """``use_abs_pos_embed=True`` (the demo's choice) really reaches the features."""
+    model = tiny_model(**{'model.backbone.use_abs_pos_embed': True,
+                          'model.backbone.pretrain_img_size': 64})
+    backbone = model.backbone
+    assert backbone.absolute_pos_embed.shape == (1, 16 * 16, 16)
+    text = model.encode_text(text_inputs())
+    flat = torch.zeros(1, 3, 64, 64)  # every patch alike: only the embedding tells them apart
+    with torch.no_grad():
+        for size in (64, 96):  # the pretraining grid, and one the embedding is resized to
+            img = flat[..., :1, :1].expand(2, 3, size, size)
+            first = backbone(img, text)[0]
+            assert not torch.allclose(first[..., 0, 0], first[..., -1, -1])
+            backbone.absolute_pos_embed.data.zero_()
+            first = backbone(img, text)[0]
+            assert torch.allclose(first[..., 0, 0], first[..., 2, 2], atol=1e-5)
+            torch.nn.init.trunc_normal_(backbone.absolute_pos_embed, std=0.5)
+
+
 def official_swin_checkpoint(tmp_path, embed=16, depths=(2, 2, 2, 2), window=4):
     """A Swin checkpoint in the official release layout, with its extra entries."""
     swin = Backbone(embed, depths, (1, 2, 2, 4), window, 32, (1, 1, 1, 1), 1)
@@ -292,3 +311,22 @@ def test_weight_decay_follows_the_reference_rule():
         assert decay_of[id(param)] == (0.0 if exempt else 0.01), name
         checked += exempt
     assert checked > 10
+
+
+def test_fully_frozen_text_encoder_evaluates_while_partly_trained_one_keeps_dropout():
+    def encoder(trainable_layers):
+        return MODELS.build(dict(
+            type='BertTextEncoder', name_or_path=None, trainable_layers=trainable_layers,
+            bert_config=dict(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=32,
+                             hidden_dropout_prob=0.5)))
+
+    ids = torch.randint(1, 50, (2, 6), generator=torch.Generator().manual_seed(0))
+    masks = [torch.ones(2, 6, dtype=torch.long)]
+    frozen = encoder([]).train()
+    assert not frozen.bert.training
+    assert torch.equal(frozen(ids, masks)[0], frozen(ids, masks)[0])  # no dropout
+    partly = encoder([1]).train()
+    assert partly.bert.training and not partly(ids, masks)[0].equal(partly(ids, masks)[0])
+    frozen.eval()
+    assert not frozen.bert.training and not frozen.training

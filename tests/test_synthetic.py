@@ -1,5 +1,4 @@
 """The synthetic RRSIS-D-layout generator: format, masks, expressions, determinism."""
-import importlib.util
 import json
 import os
 import pickle
@@ -10,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import load_script
 from pycocotools import mask as mask_utils
 
 from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
@@ -285,10 +285,7 @@ def test_refuses_to_overwrite_what_may_be_a_real_release(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('synthetic_cli',
-                                                  REPO / 'data_prep' / 'synthetic.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script('data_prep/synthetic.py')
     cli.main(['--out', str(tmp_path / 'd'), '--num-images', '5', '--image-size', '96',
               '--seed', '4'])
     summary = json.loads(capsys.readouterr().out)
@@ -335,3 +332,32 @@ def test_difficulty_options(tmp_path):
     assert mean_bbox_area(tmp_path / 'big') > 1.6 * mean_bbox_area(tmp_path / 'base')
     with pytest.raises(ValueError, match='max_objects'):
         generate_synthetic_rrsisd(str(tmp_path / 'bad'), num_images=5, max_objects=6)
+
+
+def test_demo_prepares_data_as_the_config_says_and_reuses_it(tmp_path, capsys):
+    demo = load_script('tools/run_demo.py')
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'converted')
+    options = dict(num_images=12, max_objects=2, seed=3)
+    demo.prepare_data(options, raw, out)
+    meta = json.loads((tmp_path / 'raw' / 'synthetic_meta.json').read_text())
+    assert meta['num_images'] == 12 and meta['max_objects'] == 2
+    test_lines = (tmp_path / 'converted' / 'test.jsonl').read_text().splitlines()
+    assert test_lines and json.loads(test_lines[0])['img_path'].startswith(raw)
+    capsys.readouterr()
+
+    demo.prepare_data(options, raw, out)  # same options: nothing regenerated
+    assert 'using the converted synthetic data' in capsys.readouterr().out
+
+    demo.prepare_data(dict(options, num_images=15), raw, out)  # other options: regenerated
+    assert json.loads((tmp_path / 'raw' / 'synthetic_meta.json').read_text())['num_images'] == 15
+    records = sum(len((tmp_path / 'converted' / f'{s}.jsonl').read_text().splitlines())
+                  for s in ('train', 'val', 'test'))
+    assert records == len(json.loads(
+        (tmp_path / 'raw' / 'synthetic_meta.json').read_text())['objects'])
+
+    user_dir = tmp_path / 'user'
+    user_dir.mkdir()
+    (user_dir / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError):
+        demo.prepare_data(options, str(user_dir), out)
+    assert (user_dir / 'notes.txt').read_text() == 'mine'

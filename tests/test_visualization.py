@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_script
 from mmengine.structures import PixelData
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
@@ -26,11 +25,7 @@ from fianet_mmseg.visualization.refseg_visualizer import OBJECT_COLOR, SPATIAL_C
 
 
 def load_tool(name: str):
-    path = REPO / 'tools' / 'analysis' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis/{name}.py')
 
 
 def has_color(image: np.ndarray, color) -> bool:

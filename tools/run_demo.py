@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import os.path as osp
 import time
+from typing import Optional
 
 import mmcv
 from mmengine.config import Config
@@ -25,10 +27,13 @@ import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
 from fianet_mmseg.apis import inference_model, init_model
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.converters import convert_rrsisd
+from fianet_mmseg.datasets.synthetic import META_FILE as SYNTHETIC_META_FILE
 from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
 from fianet_mmseg.visualization import render_comparison
 
 REPORTED = ('P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
+#: Written into the converted data root: the generator options it came from.
+DEMO_STAMP = 'demo_synthetic_options.json'
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,17 +49,36 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def prepare_data(raw_root: str, data_root: str) -> None:
-    """Generate and convert the synthetic data set unless it is already there."""
-    if osp.isfile(osp.join(data_root, 'test.jsonl')):
+def prepare_data(options: dict, raw_root: str, data_root: str) -> None:
+    """Generate and convert the synthetic data set unless it is there as ``options`` say.
+
+    ``options`` (the config's ``synthetic_data``) are
+    :func:`generate_synthetic_rrsisd` arguments. A data set the demo generated
+    earlier with other options is regenerated (the generator refuses to
+    replace anything that it did not write); ``data_root`` records which
+    options its conversion came from.
+    """
+    meta = _read_json(osp.join(raw_root, SYNTHETIC_META_FILE))
+    generate = meta is None or any(meta.get(k) != v for k, v in options.items())
+    if generate:
+        print(f'demo: generating the synthetic data set in {raw_root} ({options})')
+        generate_synthetic_rrsisd(raw_root, overwrite=meta is not None, **options)
+    stamp = osp.join(data_root, DEMO_STAMP)
+    if not generate and _read_json(stamp) == options:
         print(f'demo: using the converted synthetic data in {data_root}')
         return
-    if not osp.isfile(osp.join(raw_root, 'rrsisd', 'instances.json')):
-        print(f'demo: generating the synthetic data set in {raw_root}')
-        generate_synthetic_rrsisd(raw_root)
     print(f'demo: converting {raw_root} with the RRSIS-D converter into {data_root}')
-    summary = convert_rrsisd(raw_root, data_root)
+    summary = convert_rrsisd(raw_root, data_root, overwrite=True)
     print(summary.format())
+    with open(stamp, 'w') as f:
+        json.dump(options, f)
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def test_config(cfg: Config, checkpoint: str, work_dir: str, shuffle: bool) -> Config:
@@ -68,8 +92,8 @@ def test_config(cfg: Config, checkpoint: str, work_dir: str, shuffle: bool) -> C
 def main() -> None:
     args = parse_args()
     start = time.time()
-    prepare_data(args.raw_root, args.data_root)
     cfg = Config.fromfile(args.config)
+    prepare_data(dict(cfg.get('synthetic_data', {})), args.raw_root, args.data_root)
     cfg.work_dir = args.work_dir
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root

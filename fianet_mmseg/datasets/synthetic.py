@@ -553,7 +553,9 @@ def generate_synthetic_rrsisd(root: str, num_images: int = 600, image_size: int 
     with open(osp.join(root, REFS_FILE), 'wb') as file:
         pickle.dump(refs, file, protocol=2)
     meta = {'format': FORMAT_VERSION, 'seed': seed, 'num_images': num_images,
-            'image_size': image_size, 'region_margin': REGION_MARGIN,
+            'image_size': image_size, 'max_objects': max_objects,
+            'object_scale': object_scale, 'polygon_share': polygon_share,
+            'region_margin': REGION_MARGIN,
             'colours': {name: list(rgb) for name, rgb in COLOURS.items()},
             'sizes': list(SIZES),
             'categories': {c.name: c.phrase for c in CATEGORIES},

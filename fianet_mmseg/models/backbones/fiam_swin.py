@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import ModuleList
 from mmengine.runner import CheckpointLoader
+from mmengine.utils import to_2tuple
 from mmseg.models.backbones import SwinTransformer
 from mmseg.models.backbones.swin import WindowMSA
 from mmseg.registry import MODELS
@@ -86,6 +87,10 @@ class FIAMSwinTransformer(SwinTransformer):
             raise ValueError('FIAMSwinTransformer needs text_channels (the segmentor '
                              'fills it in from its text encoder)')
         super().__init__(**kwargs)
+        pretrain_size = to_2tuple(kwargs.get('pretrain_img_size', 224))
+        patch_size = kwargs.get('patch_size', 4)
+        #: patch grid of ``absolute_pos_embed`` (when used)
+        self.abs_pos_grid = (pretrain_size[0] // patch_size, pretrain_size[1] // patch_size)
         # Same parameters and keys as mmseg's modules, faster forwards.
         speed_up_window_attention(self.stages, cache_masks=cache_window_masks,
                                   use_sdpa=window_sdpa)
@@ -147,6 +152,8 @@ class FIAMSwinTransformer(SwinTransformer):
     def forward(self, img: Tensor, text: TextFeatures) -> List[Tensor]:
         """img (B, 3, H, W) -> 4 maps (B, C_i, H_i, W_i)."""
         x, hw_shape = self.patch_embed(img)
+        if self.use_abs_pos_embed:
+            x = x + self._abs_pos_embed(hw_shape)
         x = self.drop_after_pos(x)
         outs = []
         for i, (stage, fusion) in enumerate(zip(self.stages, self.fusions)):
@@ -158,6 +165,20 @@ class FIAMSwinTransformer(SwinTransformer):
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return outs
+
+    def _abs_pos_embed(self, hw_shape: Tuple[int, int]) -> Tensor:
+        """The absolute position embedding (1, H*W, C) on the patch grid ``hw_shape``.
+
+        Stored on the grid of ``pretrain_img_size``; resized bilinearly for
+        other inputs (mmseg's Swin adds it only at that size). The reference
+        FIANet (Swin-B) has none; the CPU demo turns it on.
+        """
+        embed, grid = self.absolute_pos_embed, self.abs_pos_grid
+        if tuple(hw_shape) == grid:
+            return embed
+        embed = embed.transpose(1, 2).reshape(1, -1, *grid)
+        embed = F.interpolate(embed, size=hw_shape, mode='bilinear', align_corners=False)
+        return embed.flatten(2).transpose(1, 2)
 
 
 def _resize_bias_table(table: Tensor, shape: Tuple[int, int]) -> Tensor:

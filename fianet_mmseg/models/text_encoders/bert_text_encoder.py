@@ -33,6 +33,11 @@ class BertTextEncoder(BaseModule):
             beyond the model's depth are ignored (a 6-layer encoder trains
             all its layers with the default).
         train_embeddings (bool): Whether the embeddings train. Default: False.
+            When neither the embeddings nor any layer trains, the encoder
+            stays in eval mode during training (no dropout on a frozen
+            feature extractor). The reference always trains bert-base with
+            some layers trainable, so its dropout stays on everywhere, frozen
+            layers included; that case is kept as it is.
         batched_views (bool): Encode all views in one call on a batch of
             ``num_views * B`` instead of one call per view (same result).
         compact_views (bool): Encode only the words of each view: they are
@@ -87,6 +92,14 @@ class BertTextEncoder(BaseModule):
         self.bert.embeddings.requires_grad_(train_embeddings)
         for index, layer in enumerate(self.bert.encoder.layer):
             layer.requires_grad_(index in self.trainable_layers)
+        self.frozen = not (train_embeddings or self.trainable_layers)
+
+    def train(self, mode: bool = True) -> BertTextEncoder:
+        """Set train / eval mode; a fully frozen encoder always evaluates."""
+        super().train(mode)
+        if self.frozen:
+            self.bert.eval()
+        return self
 
     @property
     def width(self) -> int:
