@@ -2,9 +2,13 @@
 
 Usage (from the repository root)::
 
-    python data_prep/refsegrs.py --src /data/RefSegRS --out data/refsegrs [--copy-images]
+    python data_prep/refsegrs.py --src /data/RefSegRS --out data/refsegrs
+        [--overwrite] [--copy-images | --absolute-paths] [--skip-bad] [--no-verify-images]
 
-See ``fianet_mmseg/datasets/converters/refsegrs.py`` for the rules.
+Image paths in the records are relative to ``--out`` unless ``--absolute-paths``; ``--overwrite``
+replaces an earlier conversion as a whole once the new one has succeeded; ``--skip-bad`` leaves
+out malformed records and counts them by reason. See
+``fianet_mmseg/datasets/converters/refsegrs.py`` and ``common.py`` for the rules.
 """
 import sys
 

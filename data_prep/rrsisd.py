@@ -2,9 +2,13 @@
 
 Usage (from the repository root)::
 
-    python data_prep/rrsisd.py --src /data/RRSIS-D --out data/rrsisd [--copy-images]
+    python data_prep/rrsisd.py --src /data/RRSIS-D --out data/rrsisd
+        [--overwrite] [--copy-images | --absolute-paths] [--skip-bad] [--no-verify-images]
 
-See ``fianet_mmseg/datasets/converters/rrsisd.py`` for the rules.
+Image paths in the records are relative to ``--out`` unless ``--absolute-paths``; ``--overwrite``
+replaces an earlier conversion as a whole once the new one has succeeded; ``--skip-bad`` leaves
+out malformed records and counts them by reason. See
+``fianet_mmseg/datasets/converters/rrsisd.py`` and ``common.py`` for the rules.
 """
 import sys
 

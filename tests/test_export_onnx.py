@@ -20,7 +20,7 @@ from test_inference import (
 
 from fianet_mmseg.apis import get_inference_pipeline, init_model
 
-pytestmark = pytest.mark.slow  # one export, ~30 s on two CPU cores
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # one export, ~30 s on two CPU cores
 
 SIZE, LENGTH = 64, 12
 

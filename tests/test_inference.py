@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -286,19 +287,99 @@ def test_demo_pairs_file_errors_name_file_and_line(rrsisd_root, tmp_path):
     bad_header.write_text(f'path,text\n{image},the ship\n')
     with pytest.raises(ValueError, match=r'header.csv, line 1: .*image and expression'):
         demo.read_pairs(str(bad_header))
-    empty_expression = tmp_path / 'empty.csv'
-    empty_expression.write_text(f'image,expression\n{image},the ship\n{image},\n')
-    with pytest.raises(ValueError, match=r'empty.csv, line 3: the expression'):
-        demo.read_pairs(str(empty_expression))
-    bad_json = tmp_path / 'bad.jsonl'
-    bad_json.write_text(json.dumps(dict(image=image, expression='a ship')) + '\n{oops\n')
-    with pytest.raises(ValueError, match=r'bad.jsonl, line 2: not valid JSON'):
-        demo.read_pairs(str(bad_json))
-    missing = tmp_path / 'missing.jsonl'
-    missing.write_text('\n' + json.dumps(dict(image='nope.png', expression='a ship')) + '\n')
-    with pytest.raises(FileNotFoundError, match=r'missing.jsonl, line 2: image file .*nope.png'):
-        demo.read_pairs(str(missing))
     text_file = tmp_path / 'pairs.txt'
     text_file.write_text(f'{image} the ship\n')
     with pytest.raises(ValueError, match=r'pairs.txt: unknown pairs file type'):
         demo.read_pairs(str(text_file))
+    blank = tmp_path / 'blank.csv'
+    blank.write_text('image,expression\n\n')
+    with pytest.raises(ValueError, match=r'blank.csv: no pairs'):
+        demo.read_pairs(str(blank))
+    # bad rows are kept with an error naming file and line; the good ones are untouched
+    rows = tmp_path / 'rows.csv'
+    rows.write_text(f'image,expression\n{image},the ship\n{image},\n,a ship\nnope.png,a ship\n')
+    jobs = demo.read_pairs(str(rows))
+    assert [job.index for job in jobs] == [0, 1, 2, 3]
+    assert jobs[0].error is None and jobs[0].image == image
+    assert jobs[0].expression == 'the ship'
+    assert jobs[1].error == f'{rows}, line 3: the expression is missing or empty'
+    assert jobs[2].error == f'{rows}, line 4: the image path is missing or empty'
+    assert jobs[3].error.startswith(f'{rows}, line 5: image file ')
+    assert jobs[3].error.endswith('nope.png does not exist')
+    lines = tmp_path / 'rows.jsonl'
+    lines.write_text(json.dumps(dict(image=image, expression='a ship')) + '\n{oops\n\n[1]\n'
+                     + json.dumps(dict(image='nope.png', expression='a ship')) + '\n')
+    jobs = demo.read_pairs(str(lines))
+    assert jobs[0].error is None
+    assert jobs[1].error.startswith(f'{lines}, line 2: not valid JSON')
+    assert jobs[2].error == f'{lines}, line 4: expected a JSON object'
+    assert jobs[3].error.startswith(f'{lines}, line 5: image file ')
+
+
+def test_demo_batch_goes_on_after_bad_rows(model, rrsisd_root, tiny_checkpoint, tmp_path):
+    """A missing and an unreadable image do not stop the others; the summary says which."""
+    demo = load_demo()
+    records = split_records(rrsisd_root, 'test')
+    broken = tmp_path / 'broken.png'
+    broken.write_text('not an image')
+    pairs = tmp_path / 'pairs.csv'
+    pairs.write_text('image,expression\n'
+                     f'{records[0]["img_path"]},{records[0]["expression"]}\n'
+                     'missing.png,the ship\n'
+                     f'{broken},the ship\n'
+                     f'{records[1]["img_path"]},{records[1]["expression"]}\n')
+    out_dir = tmp_path / 'out'
+    run = demo.run_demo(['--pairs', str(pairs), CONFIG, str(tiny_checkpoint), '--out-dir',
+                         str(out_dir), '--save', 'overlay', 'mask', '--batch-size', '4',
+                         '--cfg-options', *tiny_test_options(rrsisd_root)])
+    assert [Path(p).name for p in run.written] == ['0_01259.png', '0_01259_mask.png',
+                                                   '3_01296.png', '3_01296_mask.png']
+    assert [row['status'] for row in run.rows] == ['ok', 'error', 'error', 'ok']
+    assert [row['index'] for row in run.failed] == [1, 2]
+    assert run.rows[1]['error'].startswith(f'{pairs}, line 3: image file ')
+    assert run.rows[2]['error'].startswith(f'{pairs}, line 4: ')
+    assert f'cannot read image {broken}' in run.rows[2]['error']
+    for index, record in ((0, records[0]), (3, records[1])):
+        expected = mask_of(inference_model(model, record['img_path'], record['expression']))
+        saved = cv2.imread(str(out_dir / f'{index}_{Path(record["img_path"]).stem}_mask.png'),
+                           cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(saved, expected.astype(np.uint8))
+        assert run.rows[index]['object_pixels'] == int(expected.sum())
+        assert run.rows[index]['expression'] == record['expression']
+    with open(run.summary, newline='') as file:
+        table = list(csv.DictReader(file))
+    assert run.summary == str(out_dir / 'summary.csv')
+    assert [row['status'] for row in table] == ['ok', 'error', 'error', 'ok']
+    assert table[1]['error'] == run.rows[1]['error'] and table[0]['error'] == ''
+    assert table[3]['outputs'] == ';'.join(run.written[2:])
+
+
+def test_demo_folder_with_one_expression(model, rrsisd_root, tiny_checkpoint, tmp_path):
+    demo = load_demo()
+    records = split_records(rrsisd_root, 'test')[:2]
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for record in records:
+        (folder / Path(record['img_path']).name).write_bytes(
+            Path(record['img_path']).read_bytes())
+    (folder / 'notes.txt').write_text('not an image')  # not an image suffix: ignored
+    summary = tmp_path / 'summary.json'
+    run = demo.run_demo(['--folder', str(folder), '--expression', 'the ship', CONFIG,
+                         str(tiny_checkpoint), '--out-dir', str(tmp_path / 'out'),
+                         '--save', 'geojson', '--summary', str(summary),
+                         '--cfg-options', *tiny_test_options(rrsisd_root)])
+    names = sorted(Path(r['img_path']).name for r in records)
+    assert [Path(p).name for p in run.written] == [
+        f'{i}_{Path(name).stem}.geojson' for i, name in enumerate(names)]
+    table = json.loads(summary.read_text())
+    assert [row['image'] for row in table] == [str(folder / name) for name in names]
+    assert [row['source'] for row in table] == [str(folder / name) for name in names]
+    assert {row['status'] for row in table} == {'ok'}
+    assert {row['expression'] for row in table} == {'the ship'}
+    for row, path in zip(table, run.written):
+        expected = mask_of(inference_model(model, row['image'], 'the ship'))
+        features = json.loads(Path(path).read_text())['features']
+        assert sum(f['properties']['pixels'] for f in features) == int(expected.sum())
+        assert 'crs' not in json.loads(Path(path).read_text())  # pixel coordinates
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--folder', str(folder), CONFIG, 'ckpt', '--out-dir', 'x'])

@@ -12,6 +12,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from reference_fianet import Backbone, fill_like_fixture
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from fianet_mmseg.models.layers import FIAM, TextFeatures
 from fianet_mmseg.models.utils import official_fianet_to_mmseg, official_swin_to_mmseg
@@ -133,10 +134,14 @@ def test_absolute_position_embedding_is_added_and_resized():
     """``use_abs_pos_embed=True`` (the demo's choice) really reaches the features."""
     model = tiny_model(**{'model.backbone.use_abs_pos_embed': True,
                           'model.backbone.pretrain_img_size': 64})
+    # float64: without the embedding equal patches give equal features up to rounding,
+    # which the instance norms of FIAM amplify; in float32 that reaches ~1e-4
+    model.double()
     backbone = model.backbone
     assert backbone.absolute_pos_embed.shape == (1, 16 * 16, 16)
     text = model.encode_text(text_inputs())
-    flat = torch.zeros(1, 3, 64, 64)  # every patch alike: only the embedding tells them apart
+    # every patch alike: only the embedding tells them apart
+    flat = torch.zeros(1, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         for size in (64, 96):  # the pretraining grid, and one the embedding is resized to
             img = flat[..., :1, :1].expand(2, 3, size, size)
@@ -169,9 +174,8 @@ def official_swin_checkpoint(tmp_path, embed=16, depths=(2, 2, 2, 2), window=4):
 
 def test_backbone_loads_official_swin_layout(tmp_path):
     path, official = official_swin_checkpoint(tmp_path)
-    overrides = tiny_model_overrides()
-    overrides['model.backbone.init_cfg'] = dict(type='Pretrained', checkpoint=str(path))
-    cfg = load_config(CONFIG, overrides)
+    cfg = load_config(CONFIG, tiny_model_overrides())
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(path))
     backbone_cfg = dict(cfg.model.backbone, text_channels=32)
     backbone = MODELS.build(backbone_cfg)
     logger = MMLogger.get_current_instance()
@@ -330,3 +334,78 @@ def test_fully_frozen_text_encoder_evaluates_while_partly_trained_one_keeps_drop
     assert partly.bert.training and not partly(ids, masks)[0].equal(partly(ids, masks)[0])
     frozen.eval()
     assert not frozen.bert.training and not frozen.training
+
+
+# ------------------------------------------------- the reference's initialisation
+def _uniform_default_bound(weight: torch.Tensor) -> float:
+    """PyTorch's default init of Linear / Conv: U(-b, b), b = 1 / sqrt(fan_in)."""
+    return 1.0 / weight[0].numel() ** 0.5
+
+
+def test_reference_initialisation_then_the_swin_checkpoint(tmp_path):
+    """FIANET_SPEC 6c: backbone (and TMEM) Linear trunc_normal(0.02) / bias 0, LayerNorm
+    1 / 0, then the Swin checkpoint; decoder convolutions and norms PyTorch's defaults."""
+    path, official = official_swin_checkpoint(tmp_path)
+    cfg = load_config(CONFIG)
+    overrides = tiny_model_overrides()
+    overrides.pop('model.backbone.init_cfg')  # keep the config's list ...
+    cfg.merge_from_dict(overrides)
+    cfg.model.backbone.init_cfg[-1]['checkpoint'] = str(path)  # ... with a local checkpoint
+    assert [c['type'] for c in cfg.model.backbone.init_cfg] == \
+        ['TruncNormal', 'Constant', 'Pretrained']
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+
+    linears = [m for m in [*model.backbone.fusions.modules(), *model.neck.modules()]
+               if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert len(linears) >= 16 and weights.numel() > 10000
+    # std 0.02 (PyTorch's default here would be U(+-1/sqrt(16..64)), std > 0.07)
+    assert 0.019 < weights.std().item() < 0.021 and weights.abs().max().item() < 0.02 * 6
+    assert all(m.bias is None or not m.bias.any() for m in linears)
+    # LayerNorms that the checkpoint does not hold: the stage outputs' and TMEM's
+    norms = [getattr(model.backbone, f'norm{i}') for i in range(4)]
+    norms += [m for m in model.neck.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 6
+    assert all(m.weight.eq(1).all() and m.bias.eq(0).all() for m in norms)
+    # the checkpoint overwrote what it holds
+    converted, _ = official_swin_to_mmseg(official)
+    own = model.backbone.state_dict()
+    for key in ('patch_embed.projection.weight', 'stages.1.blocks.0.ffn.layers.0.0.weight',
+                'stages.2.blocks.1.attn.w_msa.qkv.weight'):
+        torch.testing.assert_close(own[key], converted[key])
+    # decoder: PyTorch's defaults, not mmcv's Kaiming normal nor mmseg's N(0, 0.01) classifier
+    convs = [m for m in model.decode_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        bound = _uniform_default_bound(conv.weight)
+        assert conv.weight.abs().max().item() <= bound
+        assert conv.weight.std().item() > 0.8 * bound / 3**0.5
+    assert model.decode_head.conv_seg in convs
+    bns = [m for m in model.decode_head.modules() if isinstance(m, _BatchNorm)]
+    assert bns and all(m.weight.eq(1).all() and m.bias.eq(0).all() for m in bns)
+
+
+# ------------------------------------------------------------ post-processing
+@pytest.mark.parametrize('flip', [None, 'horizontal', 'vertical'])
+def test_prediction_at_input_size_uses_mmseg_padding_order_and_undoes_flips(flip):
+    """padding_size is (left, right, top, bottom) in mmseg; asymmetric on purpose."""
+    model = build_model(CONFIG, tiny_model_overrides()).eval()
+    left, right, top, bottom = 1, 3, 2, 0
+    height, width = 6, 7  # the image at the network's input size
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 2, height + top + bottom, width + left + right, generator=gen)
+    meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                pad_shape=tuple(logits.shape[2:]), padding_size=[left, right, top, bottom],
+                flip=flip is not None, flip_direction=flip)
+    sample = SegDataSample(metainfo=meta)
+    result = model.postprocess_result(logits.clone(), [sample])[0]
+    expected = logits[0, :, top:top + height, left:left + width]
+    if flip == 'horizontal':
+        expected = expected.flip(2)
+    elif flip == 'vertical':
+        expected = expected.flip(1)
+    expected = expected.argmax(0, keepdim=True)
+    assert torch.equal(result.pred_sem_seg_at_input.data, expected)
+    # mmseg's own prediction at the original size (same size here) agrees
+    assert torch.equal(result.pred_sem_seg.data, expected)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from conftest import load_config
 from mmengine.runner import Runner
 from mmseg.registry import MODELS, TRANSFORMS
+from PIL import Image
 
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.transforms import swap_left_right
@@ -47,14 +47,15 @@ def test_training_batch_end_to_end(rrsisd_root):
     tokenizer = load_tokenizer(DEMO_TEXT_ENCODER)
     decoupler = TextDecoupler('rrsisd')
     for i, (record, sample) in enumerate(zip(records, samples)):
-        # image: RGB, resized to 480x480 (bilinear, like mmcv), ImageNet-normalised
-        bgr = cv2.imread(record['img_path'])
-        rgb = cv2.resize(bgr, (480, 480), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+        # image: RGB, resized to 480x480 with Pillow's bilinear filter, ImageNet-normalised
+        # (tests/test_input_protocol.py checks the protocol on a full-size image)
+        with Image.open(rrsisd_root / record['img_path']) as image:  # relative to data_root
+            rgb = np.asarray(image.convert('RGB').resize((480, 480), Image.BILINEAR))
         expected = (rgb - MEAN) / STD
         np.testing.assert_allclose(inputs[i].permute(1, 2, 0).numpy(), expected, atol=1e-4)
-        # mask: the converted PNG resized with nearest, values 0/1
-        mask = cv2.imread(str(rrsisd_root / record['seg_map_path']), cv2.IMREAD_UNCHANGED)
-        expected_mask = cv2.resize(mask, (480, 480), interpolation=cv2.INTER_NEAREST)
+        # mask: the converted PNG resized with Pillow's nearest filter, values 0/1
+        with Image.open(rrsisd_root / record['seg_map_path']) as mask:
+            expected_mask = np.asarray(mask.resize((480, 480), Image.NEAREST))
         gt = sample.gt_sem_seg.data[0].numpy()
         assert set(np.unique(gt)) <= {0, 1} and gt.any()
         np.testing.assert_array_equal(gt, expected_mask)

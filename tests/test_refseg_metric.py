@@ -10,7 +10,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from mmseg.structures import SegDataSample
 
-import fianet_mmseg  # noqa: F401  (registers the metric)
+import fianet_mmseg.evaluation  # noqa: F401  (registers the metric)
 from fianet_mmseg.evaluation import RefSegMetric
 
 PRECISION_KEYS = ['P@0.5', 'P@0.6', 'P@0.7', 'P@0.8', 'P@0.9']
@@ -125,17 +125,22 @@ def test_input_protocol_upsamples_gt_with_nearest():
     assert (metric.results[0]['I'], metric.results[0]['U']) == (0, 1)
 
 
-def test_input_protocol_downsamples_gt_with_nearest():
+def test_input_protocol_downsamples_gt_with_pillows_nearest():
+    # Halving with Pillow's nearest filter keeps source pixel floor((x + 0.5) * 2) = 2x + 1:
+    # the odd rows and columns (OpenCV's keeps 2x: the even ones).
     gt = np.zeros((8, 6), dtype=np.uint8)
-    gt[1::2, :] = 1      # odd rows: dropped by nearest halving (rows 0, 2, 4, 6 are kept)
-    gt[0, 0:4] = 1       # kept columns 0 and 2 -> output (0, 0) and (0, 1)
-    at_input = np.zeros((4, 3), dtype=np.int64)
-    at_input[0, 0:2] = 1
+    gt[1::2, 1::2] = 1   # exactly the pixels Pillow keeps
+    gt[0, 0] = 1         # kept by OpenCV only
+    at_input = np.ones((4, 3), dtype=np.int64)
     metric = RefSegMetric()
     result = run_metric(metric, [make_sample(np.zeros((8, 6)), gt, at_input=at_input,
                                              img_shape=(4, 3, 3))])
-    assert (metric.results[0]['I'], metric.results[0]['U']) == (2, 2)
+    assert (metric.results[0]['I'], metric.results[0]['U']) == (12, 12)
     assert result['P@0.9'] == 100.0
+    opencv = RefSegMetric(gt_resize_backend='cv2')
+    run_metric(opencv, [make_sample(np.zeros((8, 6)), gt, at_input=at_input,
+                                    img_shape=(4, 3, 3))])
+    assert (opencv.results[0]['I'], opencv.results[0]['U']) == (1, 12)
 
 
 def test_per_category_keys():

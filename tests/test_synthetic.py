@@ -12,7 +12,7 @@ import pytest
 from conftest import load_script
 from pycocotools import mask as mask_utils
 
-from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
+generate_synthetic_rrsisd = load_script('data_prep/synthetic.py').generate_synthetic_rrsisd
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'formats' / 'rrsisd'
 REPO = Path(__file__).resolve().parents[1]
@@ -82,10 +82,9 @@ def third(coordinate: float, side: int, margin: float = 2.0):
     return None
 
 
-@pytest.fixture(scope='module')
-def dataset(tmp_path_factory):
+def _load_objects(tmp_path_factory, **options):
     root = tmp_path_factory.mktemp('synthetic')
-    summary = generate_synthetic_rrsisd(str(root), num_images=40, seed=3)
+    summary = generate_synthetic_rrsisd(str(root), num_images=40, seed=3, **options)
     refs, instances, meta = load_dataset(root)
     height_width = {image['id']: (image['height'], image['width'])
                     for image in instances['images']}
@@ -101,6 +100,18 @@ def dataset(tmp_path_factory):
         objects[record['ann_id']].update(record)
     return dict(root=root, summary=summary, refs=refs, instances=instances, meta=meta,
                 objects=objects)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    return _load_objects(tmp_path_factory)
+
+
+@pytest.fixture(scope='module')
+def demo_dataset(tmp_path_factory):
+    """The demo's options: small images, position phrases preferred."""
+    return _load_objects(tmp_path_factory, image_size=64, max_objects=3, object_scale=1.7,
+                         position_preference=1.0)
 
 
 def test_layout_and_keys_match_the_release(dataset):
@@ -188,7 +199,9 @@ def test_masks_are_the_drawn_objects(dataset):
         assert union.max() == 1  # disjoint objects
 
 
-def test_every_expression_names_exactly_one_object(dataset):
+@pytest.mark.parametrize('data', ['dataset', 'demo_dataset'])
+def test_every_expression_names_exactly_one_object(data, request):
+    dataset = request.getfixturevalue(data)
     objects, size = dataset['objects'], dataset['meta']['image_size']
     by_image = defaultdict(list)
     for o in objects.values():
@@ -311,6 +324,34 @@ def _annotations(root: Path) -> list:
     return json.loads((root / 'rrsisd' / 'instances.json').read_text())['annotations']
 
 
+def test_position_preference_picks_a_position_among_equally_cheap_ways():
+    """Two small vehicles, red on the left and blue on the right: "the red vehicle" and
+    "the vehicle on the left" both single out the red one at the same cost."""
+    synthetic = load_script('data_prep/synthetic.py')
+    vehicle = synthetic.CATEGORIES[0]
+
+    def scene_object(colour, horizontal):
+        return synthetic.SceneObject(vehicle, colour, 'small', [], np.zeros((4, 4), np.uint8),
+                                     0.0, (0.0, 0.0), 10.0, 5.0, region=(horizontal, 1))
+
+    red, blue = scene_object('red', 0), scene_object('blue', 2)
+    rng = np.random.default_rng(0)
+    even = [synthetic._choose_attributes(red, [blue], rng) for _ in range(40)]
+    assert {str(a) for a in even} == {"['colour']", "[('side', 0, None)]"}
+    preferred = [synthetic._choose_attributes(red, [blue], rng, position_preference=1.0)
+                 for _ in range(40)]
+    assert all(a == [('side', 0, None)] for a in preferred)
+
+
+def test_position_preference_is_recorded_and_checked(tmp_path):
+    generate_synthetic_rrsisd(str(tmp_path / 'pos'), num_images=5, seed=4, image_size=64,
+                              position_preference=1.0)
+    meta = json.loads((tmp_path / 'pos' / 'synthetic_meta.json').read_text())
+    assert meta['position_preference'] == 1.0 and meta['image_size'] == 64
+    with pytest.raises(ValueError, match='position_preference'):
+        generate_synthetic_rrsisd(str(tmp_path / 'bad'), num_images=5, position_preference=2)
+
+
 def test_difficulty_options(tmp_path):
     """``max_objects`` caps objects per image; ``object_scale`` grows the objects."""
     generate_synthetic_rrsisd(str(tmp_path / 'base'), num_images=30, seed=5)
@@ -342,7 +383,9 @@ def test_demo_prepares_data_as_the_config_says_and_reuses_it(tmp_path, capsys):
     meta = json.loads((tmp_path / 'raw' / 'synthetic_meta.json').read_text())
     assert meta['num_images'] == 12 and meta['max_objects'] == 2
     test_lines = (tmp_path / 'converted' / 'test.jsonl').read_text().splitlines()
-    assert test_lines and json.loads(test_lines[0])['img_path'].startswith(raw)
+    assert test_lines
+    image = os.path.realpath(os.path.join(out, json.loads(test_lines[0])['img_path']))
+    assert image.startswith(os.path.realpath(raw))
     capsys.readouterr()
 
     demo.prepare_data(options, raw, out)  # same options: nothing regenerated
@@ -361,3 +404,85 @@ def test_demo_prepares_data_as_the_config_says_and_reuses_it(tmp_path, capsys):
     with pytest.raises(FileExistsError):
         demo.prepare_data(options, str(user_dir), out)
     assert (user_dir / 'notes.txt').read_text() == 'mine'
+
+
+# ------------------------------------------------------------------ the demo script
+def test_demo_scores_by_expression_type_by_hand(tmp_path):
+    demo = load_script('tools/run_demo.py')
+    raw = tmp_path / 'raw'
+    raw.mkdir()
+    named = [{'category': 'ship', 'horizontal': 'left'}, {'category': 'ship', 'colour': 'red'},
+             {'category': 'ship', 'colour': 'red', 'vertical': 'top'},
+             {'category': 'ship', 'size': 'small'}, {'category': 'ship'}]
+    (raw / 'synthetic_meta.json').write_text(json.dumps(
+        {'objects': [{'ref_id': i, 'named': n} for i, n in enumerate(named)]}))
+    ious = [0.6, 0.4, 0.2, 0.5, 1.0]
+    samples = tmp_path / 'samples.jsonl'
+    samples.write_text(''.join(json.dumps({'ref_id': i, 'IoU': iou}) + '\n'
+                               for i, iou in enumerate(ious)))
+    scores = demo.scores_by_expression_type(str(samples), str(raw))
+    # position wins over colour (ref 2); the others by their one attribute
+    assert scores['position'] == dict(count=2, p50=50.0, miou=pytest.approx(40.0))
+    assert scores['colour'] == dict(count=1, p50=0.0, miou=pytest.approx(40.0))
+    assert scores['size'] == dict(count=1, p50=100.0, miou=pytest.approx(50.0))
+    assert scores['category only'] == dict(count=1, p50=100.0, miou=pytest.approx(100.0))
+
+
+class _FakeRunner:
+    """What :class:`RunTimeEstimate` reads from mmengine's Runner."""
+
+    def __init__(self):
+        self.iter, self.max_iters, self.max_epochs = 0, 400, 4
+        self.train_dataloader = type('Loader', (), {'batch_size': 16})()
+
+
+def _run_estimate(demo, monkeypatch, step_s, **kwargs):
+    clock = {'now': 100.0}
+    monkeypatch.setattr(demo.time, 'perf_counter', lambda: clock['now'])
+    monkeypatch.setattr(demo.time, 'time', lambda: clock['now'])
+    hook = demo.RunTimeEstimate(start=100.0 - 30.0, eval_samples=160, skip=5, measure=20,
+                                **kwargs)
+    runner = _FakeRunner()
+    for index in range(25):
+        runner.iter = index
+        clock['now'] += step_s
+        hook.after_train_iter(runner, index)
+    return hook
+
+
+def test_demo_run_time_estimate_by_hand(monkeypatch, capsys):
+    demo = load_script('tools/run_demo.py')
+    hook = _run_estimate(demo, monkeypatch, step_s=0.5, budget_s=900)
+    # 30 s before training + 25 steps done + 375 steps left at 0.5 s + the test passes:
+    # 160 samples at EVAL_COST of a training sample (0.5 s / 16) each
+    expected = 30 + 25 * 0.5 + 375 * 0.5 + 160 * demo.EVAL_COST * 0.5 / 16
+    assert hook.estimate['step_s'] == pytest.approx(0.5)
+    assert hook.estimate['total_s'] == pytest.approx(expected)
+    out = capsys.readouterr().out
+    assert out.startswith('demo: 0.50 s per training step (iterations 6-25, batch 16): '
+                          f'400 steps, about {expected / 60:.1f} min in all')
+    assert 'slower than the demo is sized for' not in out
+
+
+def test_demo_run_time_estimate_warns_and_stops(monkeypatch, capsys):
+    demo = load_script('tools/run_demo.py')
+    with pytest.raises(demo.EstimateDoneError):
+        _run_estimate(demo, monkeypatch, step_s=3.0, budget_s=900, stop=True)
+    out = capsys.readouterr().out
+    # about 20 min in all: what is not training (30 s before it, the test passes) plus
+    # whole epochs of 100 steps of 3 s must fit in the 15 min budget
+    fixed = 30 + 160 * demo.EVAL_COST * 3.0 / 16
+    fit = int((900 - fixed) // 300)
+    assert 'slower than the demo is sized for (15 min on 2 CPU cores)' in out
+    assert f'--epochs {fit}`' in out
+
+
+def test_demo_cpu_settings_respect_the_user(monkeypatch):
+    demo = load_script('tools/run_demo.py')
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
+    monkeypatch.setenv('MALLOC_ARENA_MAX', '2')
+    assert demo.tune_cpu_process() == {}  # both chosen by the user: nothing changed
+    assert os.environ['OMP_WAIT_POLICY'] == 'ACTIVE'
+    monkeypatch.delenv('OMP_WAIT_POLICY')
+    assert demo.tune_cpu_process() == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert os.environ['OMP_WAIT_POLICY'] == 'PASSIVE'

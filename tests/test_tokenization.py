@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fianet_mmseg.structures import TEXT_KEYS
 from fianet_mmseg.text import DecoupledText, ExpressionEncoder, TextDecoupler, load_tokenizer
-from fianet_mmseg.text.tokenization import TEXT_KEYS
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER, resolve_pretrained
 
 CLS, SEP = 101, 102

@@ -25,7 +25,7 @@ from fianet_mmseg.visualization.refseg_visualizer import OBJECT_COLOR, SPATIAL_C
 
 
 def load_tool(name: str):
-    return load_script(f'tools/analysis/{name}.py')
+    return load_script(f'tools/analysis_tools/{name}.py')
 
 
 def has_color(image: np.ndarray, color) -> bool:

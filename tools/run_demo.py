@@ -5,35 +5,146 @@ Steps: generate the synthetic referring data set in the RRSIS-D release layout
 ``configs/fianet_tiny_synthetic.py``, test it on the synthetic test split, run
 the grounding control (the same test with expressions shuffled among the
 samples), write a few prediction overlays, and print the metrics. The last line
-reads ``demo: oIoU=<x> shuffled_oIoU=<y>`` (percent).
+reads ``demo: oIoU=<x> shuffled_oIoU=<y>`` (percent). After its first training
+iterations it prints the measured time per step and the projected run time
+(``--estimate``: only that, then exit).
 
-    python tools/run_demo.py [--work-dir work_dirs/demo] [--epochs N]
+    python tools/run_demo.py [--work-dir work_dirs/demo] [--epochs N] [--estimate]
+
+Before torch loads, the process is set up for small shared CPUs (see
+:func:`tune_cpu_process`): OpenMP threads sleep instead of spinning while they
+wait, and glibc's allocator keeps freed memory for reuse.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import json
 import os
 import os.path as osp
+import sys
 import time
-from typing import Optional
+from typing import Dict, Optional
 
-import mmcv
-from mmengine.config import Config
-from mmengine.runner import Runner
+#: OpenMP threads that wait for work sleep at once (default: they spin for a while).
+#: With 2 cores shared by the data loader worker or other programs, a spinning
+#: thread holds a core that the thread it waits for needs: training steps of the
+#: demo measured several times slower with two spinning threads on a loaded
+#: 2-core machine (README "Performance").
+OMP_SETTINGS = {'OMP_WAIT_POLICY': 'PASSIVE'}
+#: glibc ``mallopt`` parameters: M_MMAP_THRESHOLD (-3), M_TRIM_THRESHOLD (-1),
+#: M_TOP_PAD (-2). Tensors up to 2 GiB come from the heap, and freed memory stays
+#: there for the next step instead of going back to the kernel: no page faults to
+#: fill the same tensors again every step (what ``MALLOC_MMAP_THRESHOLD_`` etc.
+#: do, applied from inside the process).
+MALLOPT_SETTINGS = ((-3, 2**31 - 1), (-1, 2**31 - 1), (-2, 2**28))
 
-import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
-from fianet_mmseg.apis import inference_model, init_model
-from fianet_mmseg.datasets import RefSegDataset
-from fianet_mmseg.datasets.converters import convert_rrsisd
-from fianet_mmseg.datasets.synthetic import META_FILE as SYNTHETIC_META_FILE
-from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
-from fianet_mmseg.visualization import render_comparison
+
+def tune_cpu_process() -> Dict[str, str]:
+    """Apply :data:`OMP_SETTINGS` and :data:`MALLOPT_SETTINGS`; returns what was set.
+
+    Must run before torch is imported (OpenMP reads its settings when it loads).
+    Variables the user has set win; the allocator is left alone when any
+    ``MALLOC_*`` variable is set or the C library is not glibc.
+    """
+    applied = {}
+    for name, value in OMP_SETTINGS.items():
+        if name not in os.environ:
+            os.environ[name] = applied[name] = value
+    if any(name.startswith('MALLOC_') for name in os.environ):
+        return applied
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        done = all(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1
+                   for param, value in MALLOPT_SETTINGS)
+    except (OSError, AttributeError):
+        done = False
+    if done:
+        applied['mallopt'] = 'freed memory kept'
+    return applied
+
+
+#: What :func:`tune_cpu_process` set (only when run as a script).
+CPU_SETTINGS = tune_cpu_process() if __name__ == '__main__' else {}
+
+import mmcv  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from fianet_mmseg.apis import inference_model, init_model  # noqa: E402
+from fianet_mmseg.datasets import RefSegDataset  # noqa: E402
+from fianet_mmseg.datasets.converters import convert_rrsisd  # noqa: E402
+from fianet_mmseg.visualization import render_comparison  # noqa: E402
+
+# the synthetic data generator is one of the data preparation scripts
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'data_prep'))
+from synthetic import META_FILE as SYNTHETIC_META_FILE  # noqa: E402
+from synthetic import generate_synthetic_rrsisd  # noqa: E402
 
 REPORTED = ('P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
 #: Written into the converted data root: the generator options it came from.
 DEMO_STAMP = 'demo_synthetic_options.json'
+#: The run time the demo is sized for (README "Quick start"); a machine that would
+#: take longer is told so after the first training iterations.
+BUDGET_S = 15 * 60
+#: Time of one test sample relative to one training sample: the demo's two test
+#: runs (building their runners included) took about as long per sample as
+#: training did (measured in tools/run_demo.py runs).
+EVAL_COST = 1.0
+
+
+class EstimateDoneError(Exception):
+    """Raised by :class:`RunTimeEstimate` with ``stop=True`` once it has printed."""
+
+
+class RunTimeEstimate(Hook):
+    """Measures training iterations ``skip + 1 .. skip + measure`` and prints the ETA.
+
+    The projection: time so far + the remaining iterations at the measured
+    rate + the test passes (``eval_samples`` at :data:`EVAL_COST` of a training
+    sample each). Beyond ``budget_s`` it says how slow the machine is and what
+    ``--epochs`` would fit.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, start: float, eval_samples: int, skip: int = 5, measure: int = 20,
+                 budget_s: float = BUDGET_S, stop: bool = False) -> None:
+        self.start, self.eval_samples = start, eval_samples
+        self.skip, self.measure, self.budget_s, self.stop = skip, measure, budget_s, stop
+        self._mark: Optional[float] = None
+        self.estimate: Optional[dict] = None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        done = runner.iter + 1
+        if done == self.skip:
+            self._mark = time.perf_counter()
+        if done != self.skip + self.measure or self._mark is None:
+            return
+        now = time.perf_counter()
+        step_s = (now - self._mark) / self.measure
+        batch = runner.train_dataloader.batch_size
+        total_iters, epochs = runner.max_iters, runner.max_epochs
+        eval_s = self.eval_samples * EVAL_COST * step_s / batch
+        total_s = (time.time() - self.start) + (total_iters - done) * step_s + eval_s
+        self.estimate = dict(step_s=step_s, total_s=total_s, iters=total_iters)
+        eta = time.strftime('%H:%M', time.localtime(time.time() + total_s
+                                                    - (time.time() - self.start)))
+        lines = [f'demo: {step_s:.2f} s per training step (iterations {self.skip + 1}-{done}, '
+                 f'batch {batch}): {total_iters} steps, about {total_s / 60:.1f} min in all '
+                 f'(done about {eta})']
+        if total_s > self.budget_s:
+            per_epoch_s = total_iters / epochs * step_s
+            fit = int((self.budget_s - (total_s - total_iters * step_s)) // per_epoch_s)
+            lines.append(f'demo: this machine is slower than the demo is sized for '
+                         f'({self.budget_s / 60:.0f} min on 2 CPU cores): expect '
+                         f'{total_s / 60:.0f} min. `python tools/run_demo.py --epochs '
+                         f'{max(1, fit)}` finishes sooner with a weaker model.')
+        print('\n'.join(lines), flush=True)
+        if self.stop:
+            raise EstimateDoneError()
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +157,9 @@ def parse_args() -> argparse.Namespace:
                         help='where the converted annotations and masks go')
     parser.add_argument('--epochs', type=int, help='override the number of epochs')
     parser.add_argument('--overlays', type=int, default=6, help='overlays to write')
+    parser.add_argument('--estimate', action='store_true',
+                        help='measure the first training iterations, print the projected '
+                        'run time and stop')
     return parser.parse_args()
 
 
@@ -81,12 +195,53 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
-def test_config(cfg: Config, checkpoint: str, work_dir: str, shuffle: bool) -> Config:
+def _count_lines(path: str) -> int:
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def test_config(cfg: Config, checkpoint: str, work_dir: str, shuffle: bool,
+                samples_file: Optional[str] = None) -> Config:
+    """The test run of ``checkpoint``; ``samples_file``: where per-sample IoUs go."""
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
     cfg.load_from = checkpoint
     cfg.test_dataloader.dataset.shuffle_expressions = shuffle
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
+        else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if samples_file and str(evaluator.get('type')).endswith('RefSegMetric'):
+            evaluator['output_file'] = samples_file
     return cfg
+
+
+#: Expression types of the synthetic data, by the attributes an expression names
+#: besides the category (the first that applies).
+EXPRESSION_TYPES = (('position', ('horizontal', 'vertical')), ('colour', ('colour',)),
+                    ('size', ('size',)), ('category only', ()))
+
+
+def scores_by_expression_type(samples_file: str, raw_root: str) -> Dict[str, dict]:
+    """Count, P@0.5 and mean IoU (percent) of the test samples per expression type.
+
+    ``samples_file``: RefSegMetric's per-sample lines; the attributes each
+    expression names come from the generator's meta file in ``raw_root``.
+    """
+    meta = _read_json(osp.join(raw_root, SYNTHETIC_META_FILE)) or {}
+    named = {obj['ref_id']: obj['named'] for obj in meta.get('objects', [])}
+    groups: Dict[str, list] = {name: [] for name, _ in EXPRESSION_TYPES}
+    with open(samples_file) as f:
+        for line in f:
+            sample = json.loads(line)
+            attributes = named.get(sample['ref_id'])
+            if attributes is None:
+                continue
+            kind = next(name for name, keys in EXPRESSION_TYPES
+                        if not keys or any(key in attributes for key in keys))
+            groups[kind].append(sample['IoU'])
+    return {kind: dict(count=len(ious), p50=100.0 * sum(i >= 0.5 for i in ious) / len(ious),
+                       miou=100.0 * sum(ious) / len(ious))
+            for kind, ious in groups.items() if ious}
 
 
 def main() -> None:
@@ -96,7 +251,8 @@ def main() -> None:
     prepare_data(dict(cfg.get('synthetic_data', {})), args.raw_root, args.data_root)
     cfg.work_dir = args.work_dir
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = args.data_root
+        if cfg.get(loader):
+            cfg[loader].dataset.data_root = args.data_root
     if args.epochs:
         cfg.train_cfg.max_epochs = args.epochs
         cfg.train_cfg.val_interval = args.epochs
@@ -105,13 +261,24 @@ def main() -> None:
             if scheduler.get('by_epoch', True):
                 scheduler['end'] = args.epochs
 
+    if CPU_SETTINGS:
+        print(f'demo: CPU process settings: {CPU_SETTINGS}')
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    eval_samples = 2 * _count_lines(osp.join(args.data_root, 'test.jsonl'))
+    if cfg.get('val_dataloader') and cfg.train_cfg.get('val_interval', 1) <= \
+            cfg.train_cfg.max_epochs:
+        eval_samples += _count_lines(osp.join(args.data_root, 'val.jsonl'))
+    runner.register_hook(RunTimeEstimate(start, eval_samples, stop=args.estimate))
+    try:
+        runner.train()
+    except EstimateDoneError:
+        return
     checkpoint = osp.join(args.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     trained = time.time()
 
-    metrics = Runner.from_cfg(
-        test_config(cfg, checkpoint, osp.join(args.work_dir, 'test'), False)).test()
+    samples_file = osp.join(args.work_dir, 'test', 'samples.jsonl')
+    metrics = Runner.from_cfg(test_config(cfg, checkpoint, osp.join(args.work_dir, 'test'),
+                                          False, samples_file)).test()
     shuffled = Runner.from_cfg(
         test_config(cfg, checkpoint, osp.join(args.work_dir, 'test_shuffled'), True)).test()
     overlay_dir = write_overlays(cfg, checkpoint, args)
@@ -121,6 +288,9 @@ def main() -> None:
     print('  {:<22}'.format('') + ''.join(f'{k:>8}' for k in REPORTED))
     for name, values in (('expressions', metrics), ('shuffled expressions', shuffled)):
         print(f'  {name:<22}' + ''.join(f'{values[k]:8.2f}' for k in REPORTED))
+    print('  by expression type (test split):  count   P@0.5   mIoU')
+    for kind, row in scores_by_expression_type(samples_file, args.raw_root).items():
+        print(f"    {kind:<30}{row['count']:6d}{row['p50']:8.2f}{row['miou']:7.2f}")
     print(f'  checkpoint: {checkpoint}')
     print(f'  overlays (prediction | ground truth): {overlay_dir}')
     print(f"demo: oIoU={metrics['oIoU']:.2f} shuffled_oIoU={shuffled['oIoU']:.2f}")

@@ -1,17 +1,23 @@
 """Evaluate a FIANet checkpoint on the test split of a config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
+        [--per-sample FILE] [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
 
 Prints P@0.5-0.9, oIoU and mIoU (RefSegMetric) and mmseg's IoU metrics.
+The checkpoint is checked before testing: an unreadable file, a checkpoint of
+the reference code (convert it first) or of another architecture is an error,
+not a test of a partly random model (mmengine's loading only warns).
+``--out DIR`` writes the predicted masks like mmseg's ``tools/test.py --out``:
+one PNG per test sample (expression), at the image's size, 0/1 values.
 """
 import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 
-import fianet_mmseg  # noqa: F401  (mmcv-lite stand-ins, registration)
+from fianet_mmseg.apis.checkpoint_loading import check_weights, read_checkpoint
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 
 
@@ -20,8 +26,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='folder for the evaluation log and metrics')
-    parser.add_argument('--out', help='JSONL file for per-expression results (I, U, IoU, '
-                        'category, expression), e.g. for tools/analysis/per_category.py')
+    parser.add_argument('--out', help='folder for the predicted masks: one PNG per test '
+                        'expression, <sample index>_<image name>.png, original size, 0/1')
+    parser.add_argument('--per-sample', help='JSONL file for per-expression results (I, U, '
+                        'IoU, category, expression), e.g. for '
+                        'tools/analysis_tools/per_category.py')
     parser.add_argument('--show', action='store_true', help='show overlays in a window')
     parser.add_argument('--show-dir', help='folder (relative to the work dir unless absolute) '
                         'for overlays of prediction and ground truth with the expression')
@@ -49,27 +58,35 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
         cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
 
 
-def set_refseg_output(cfg: Config, path: str) -> None:
-    """Ask the config's RefSegMetric to write per-sample results to ``path``."""
+def set_refseg_output(cfg: Config, option: str, **outputs: str) -> None:
+    """Set output arguments (``output_file``, ``output_dir``) of the config's RefSegMetric."""
     evaluators = cfg.test_evaluator
     evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
     metrics = [e for e in evaluators if e.get('type') == 'RefSegMetric']
     if not metrics:
-        raise KeyError('--out needs a RefSegMetric in test_evaluator')
-    metrics[0]['output_file'] = path
+        raise KeyError(f'{option} needs a RefSegMetric in test_evaluator')
+    metrics[0].update(outputs)
 
 
 def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    state, _ = read_checkpoint(args.checkpoint)  # an unreadable file: named before any work
+    # keep only the shapes (the runner loads the weights again through load_from)
+    state = {key: torch.empty(value.shape, device='meta') if torch.is_tensor(value) else value
+             for key, value in state.items()}
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.out:
-        set_refseg_output(cfg, args.out)
-    build_runner(cfg).test()
+        set_refseg_output(cfg, '--out', output_dir=args.out)
+    if args.per_sample:
+        set_refseg_output(cfg, '--per-sample', output_file=args.per_sample)
+    runner = build_runner(cfg)
+    check_weights(runner.model, state, args.checkpoint)
+    runner.test()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,10 @@
 default_scope = 'mmseg'
-# Registers FIANet's components (and the mmcv-lite stand-ins) before mmseg builds anything.
-custom_imports = dict(imports=['fianet_mmseg'], allow_failed_imports=False)
+# Registers FIANet's components (fianet_mmseg.REGISTERING_MODULES; importing the package
+# first installs the mmcv-lite stand-ins) before mmseg builds anything.
+custom_imports = dict(
+    imports=['fianet_mmseg.models', 'fianet_mmseg.datasets', 'fianet_mmseg.evaluation',
+             'fianet_mmseg.visualization', 'fianet_mmseg.engine'],
+    allow_failed_imports=False)
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

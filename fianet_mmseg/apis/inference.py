@@ -14,6 +14,13 @@ same length; a single item on one side is used with every item of the other
 side (one image with many expressions, or one expression for many images).
 The result is one ``SegDataSample`` when both are single items, else a list in
 pair order.
+
+Rasters: a :class:`~fianet_mmseg.apis.geo.GeoImage` (from
+:func:`~fianet_mmseg.apis.geo.read_geotiff`: band selection, a window, the
+stretch to 8 bit) is an image too, and a ``.tif`` / ``.tiff`` path is read
+with ``read_geotiff``'s defaults when rasterio is installed (optional extra
+``geo``); without it only 8-bit RGB / grey TIFFs are read (by the config's
+loader).
 """
 from __future__ import annotations
 
@@ -29,16 +36,21 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
-ImageType = Union[str, Path, np.ndarray]
+from .checkpoint_loading import load_weights, read_checkpoint, use_stored_text_encoder
+from .geo import GEO_INSTALL_HINT, GeoImage, is_tiff, rasterio_available, read_geotiff
+
+ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]
 
-_ANNOTATION_LOADERS = ('LoadAnnotations',)
+_ANNOTATION_LOADERS = ('LoadAnnotations', 'LoadRefSegAnnotations')
+_TEXT_STEP = 'DecoupleAndTokenize'
 _PIPELINE_ATTR = '_refseg_inference_pipeline'
+#: TIFF modes the config's (OpenCV) loader reads faithfully without rasterio.
+_PLAIN_TIFF_MODES = ('RGB', 'RGBA', 'L', 'P')
 
 
 def _step_type(step: dict) -> str:
@@ -78,14 +90,30 @@ class InferencePipeline:
         self.array_loader = TRANSFORMS.build(dict(
             type='LoadImageFromNDArray', to_float32=steps[0].get('to_float32', False)))
         self.transforms = Compose(steps[1:])
+        self._tokenizer = None
 
     def load(self, image: ImageType, where: str) -> dict:
-        """Run the image loader; ``where`` names the input in error messages."""
+        """Run the image loader; ``where`` names the input in error messages.
+
+        A :class:`GeoImage` (and a ``.tif`` path, when rasterio is installed)
+        goes through the array loader with ``img_path`` set to its file.
+        """
         if isinstance(image, np.ndarray):
             return self.array_loader(dict(img=image))
+        if isinstance(image, GeoImage):
+            results = self.array_loader(dict(img=image.bgr))
+            results['img_path'] = image.path
+            return results
         path = str(image)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{where}: image file {path} does not exist')
+        if is_tiff(path):
+            if rasterio_available():
+                try:
+                    return self.load(read_geotiff(path), where)
+                except ValueError as err:
+                    raise ValueError(f'{where}: cannot read image {path} ({err})') from err
+            _check_plain_tiff(path, where)
         try:
             results = self.file_loader(dict(img_path=path))
         except Exception as err:  # decoding errors of cv2 / PIL / turbojpeg
@@ -95,10 +123,54 @@ class InferencePipeline:
         return results
 
     def __call__(self, image: ImageType, expression: str, where: str = 'input') -> dict:
-        """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``."""
+        """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``.
+
+        The sample's metainfo also gets ``decoupled_category`` (the
+        decoupler's category of the object phrase, None without one).
+        """
         results = self.load(image, where)
         results.update(expression=expression, seg_fields=[], reduce_zero_label=False)
-        return self.transforms(results)
+        category = None
+        for step in self.transforms.transforms:
+            results = step(results)
+            if results is None:
+                return None
+            if 'decoupled_category' in results:
+                category = results['decoupled_category']
+        if 'data_samples' in results:
+            results['data_samples'].set_metainfo(dict(decoupled_category=category))
+        return results
+
+    def text_step(self) -> Any:
+        """The pipeline's ``DecoupleAndTokenize`` step."""
+        for step in self.transforms.transforms:
+            if type(step).__name__ == _TEXT_STEP:
+                return step
+        raise KeyError(f'the test pipeline has no {_TEXT_STEP} step')
+
+    @property
+    def tokenizer(self) -> Any:
+        """The wordpiece tokenizer of the text step (loaded once)."""
+        if self._tokenizer is None:
+            from ..text import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.text_step().tokenizer)
+        return self._tokenizer
+
+
+def _check_plain_tiff(path: str, where: str) -> None:
+    """Without rasterio: refuse TIFFs the OpenCV loader would misread (16-bit, many bands)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+    except Exception:  # Pillow cannot open many multi-band / 16-bit GeoTIFFs
+        mode = None
+    if mode not in _PLAIN_TIFF_MODES:
+        raise ImportError(f'{where}: {path} is not an 8-bit RGB or grey TIFF (Pillow mode '
+                          f'{mode}); reading it (bands, 16-bit stretch, georeferencing) needs '
+                          f'rasterio: {GEO_INSTALL_HINT}')
 
 
 def get_inference_pipeline(model: nn.Module) -> InferencePipeline:
@@ -119,8 +191,12 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
 
     Args:
         config (str | Path | Config): Config file or object (copied).
-        checkpoint (str, optional): Checkpoint file, loaded with mmengine's
-            ``load_checkpoint``; None keeps the weights as built (the text
+        checkpoint (str, optional): Checkpoint file. Every weight of the
+            model must come from it (a missing, unexpected or differently
+            shaped tensor is an error naming it). When it holds the text
+            encoder's weights and architecture (every checkpoint this project
+            writes does), the encoder is built from that architecture and
+            nothing is downloaded. None keeps the weights as built (the text
             encoder's pretrained ones, the rest random).
         device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         cfg_options (dict, optional): Dotted-key overrides merged into the
@@ -146,11 +222,14 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.train_cfg = None
-    model = MODELS.build(cfg.model)
-    dataset_meta = None
+    dataset_meta = state = None
     if checkpoint is not None:
-        loaded = load_checkpoint(model, str(checkpoint), map_location='cpu')
-        dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
+        state, meta = read_checkpoint(str(checkpoint))
+        dataset_meta = meta.get('dataset_meta')
+        use_stored_text_encoder(cfg.model, state)
+    model = MODELS.build(cfg.model)
+    if state is not None:
+        load_weights(model, state, str(checkpoint))
     if not dataset_meta:
         from ..datasets import RefSegDataset
 
@@ -172,7 +251,7 @@ def _as_list(value: Any) -> Tuple[List[Any], bool]:
 
 
 def _check_image_input(image: Any, where: str) -> None:
-    if isinstance(image, (str, Path)):
+    if isinstance(image, (str, Path, GeoImage)):
         return
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -180,8 +259,8 @@ def _check_image_input(image: Any, where: str) -> None:
                              f'{image.shape}, dtype {image.dtype} (give a list for several '
                              'images)')
         return
-    raise TypeError(f'{where}: an image must be a file path or an (H, W, 3) uint8 BGR array, '
-                    f'got {type(image).__name__}')
+    raise TypeError(f'{where}: an image must be a file path, an (H, W, 3) uint8 BGR array or a '
+                    f'GeoImage, got {type(image).__name__}')
 
 
 def _check_expression(expression: Any, where: str) -> None:
@@ -249,7 +328,7 @@ def inference_model(model: nn.Module, image: Union[ImageType, Sequence[ImageType
     Args:
         model (nn.Module): A model from :func:`init_model`.
         image: An image path, an ``(H, W, 3)`` uint8 **BGR** array (as
-            ``cv2.imread`` gives), or a list of them.
+            ``cv2.imread`` gives), a :class:`GeoImage`, or a list of them.
         expression: A referring expression or a list of them. Paired with
             ``image`` as in the module docstring.
         batch_size (int): Pairs per forward pass (one ``model.test_step``
@@ -260,8 +339,11 @@ def inference_model(model: nn.Module, image: Union[ImageType, Sequence[ImageType
         SegDataSample | list[SegDataSample]: ``pred_sem_seg`` (1, H, W) at the
         image's original size (1 = referred object), ``seg_logits``
         (2, H, W), ``pred_sem_seg_at_input`` and metainfo ``expression``,
-        ``object_phrase``, ``spatial_phrases``, ``img_path`` (None for
-        arrays), ``ori_shape``, ``img_shape``.
+        ``object_phrase``, ``spatial_phrases``, ``decoupled_category``,
+        ``img_path`` (None for arrays), ``ori_shape``, ``img_shape``; the data
+        fields ``input_ids``, ``attention_mask``, ``object_mask``,
+        ``position_mask`` ((L,) int64) are the text as the model received it.
+        See :func:`foreground_probability` and :func:`wordpiece_masks`.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
@@ -275,3 +357,36 @@ def inference_model(model: nn.Module, image: Union[ImageType, Sequence[ImageType
             packed.append(pipeline(item, text, where))
         results.extend(_predict(model, packed))
     return results[0] if single else results
+
+
+def foreground_probability(result: SegDataSample) -> np.ndarray:
+    """The referred object's probability per pixel, ``(H, W)`` float32 in [0, 1].
+
+    Softmax over the classes of ``result.seg_logits`` (at the image's size),
+    channel 1; the sigmoid of a single-channel output.
+    """
+    logits = result.seg_logits.data.detach().float().cpu()
+    if logits.shape[0] == 1:
+        probability = torch.sigmoid(logits[0])
+    else:
+        probability = torch.softmax(logits, dim=0)[1]
+    return probability.numpy()
+
+
+def wordpiece_masks(model: nn.Module, result: SegDataSample) -> List[Dict[str, Any]]:
+    """The text as the model received it: one row per token position.
+
+    Returns:
+        list[dict]: For each of the ``L`` positions: ``index``, ``wordpiece``
+        (``[PAD]`` for padding), ``input_id``, ``attention_mask``,
+        ``object_mask``, ``position_mask`` (0 / 1).
+    """
+    tokenizer = get_inference_pipeline(model).tokenizer
+    columns = {key: result.get(key).detach().cpu().tolist() for key in
+               ('input_ids', 'attention_mask', 'object_mask', 'position_mask')}
+    tokens = tokenizer.convert_ids_to_tokens(columns['input_ids'])
+    return [dict(index=index, wordpiece=token, input_id=columns['input_ids'][index],
+                 attention_mask=columns['attention_mask'][index],
+                 object_mask=columns['object_mask'][index],
+                 position_mask=columns['position_mask'][index])
+            for index, token in enumerate(tokens)]

@@ -1,7 +1,11 @@
-"""Training-engine parts: mixed-precision optimizer wrapper (registered in mmseg's
-``OPTIM_WRAPPERS``); benchmarking and step profiling helpers live in
-:mod:`fianet_mmseg.engine.benchmarking` and :mod:`fianet_mmseg.engine.step_profiler`
-(imported on demand)."""
+"""Training-time parts registered in mmseg's registries: the CPU mixed-precision
+optimizer wrapper (``OPTIM_WRAPPERS``)."""
+from ..compat import register_checkpoint_safe_globals
+from .hooks import AtomicCheckpointHook
 from .optim_wrappers import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper']
+# Runner.resume / load_checkpoint read mmengine's own checkpoints under
+# torch's safe loading (see fianet_mmseg.compat.checkpoint).
+register_checkpoint_safe_globals()
+
+__all__ = ['AtomicCheckpointHook', 'AutocastOptimWrapper']

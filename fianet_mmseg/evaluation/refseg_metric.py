@@ -23,12 +23,12 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from ..models.segmentors.fianet import INPUT_SIZE_PRED
+from ..structures import INPUT_SIZE_PRED
 
 EVAL_SIZES = ('input', 'original')
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).
 SAMPLE_META_KEYS = ('sample_idx', 'ref_id', 'sent_id', 'expression', 'category', 'img_path')
-# Codes of the ground truth before nearest resizing (uint8 for cv2).
+# Codes of the ground truth before nearest resizing (uint8 for Pillow).
 _BACKGROUND, _FOREGROUND, _IGNORED = 0, 1, 2
 
 
@@ -103,15 +103,25 @@ class RefSegMetric(BaseMetric):
     Args:
         eval_size: ``'input'`` (the reference protocol: the argmax at the
             network input size, ``pred_sem_seg_at_input``, against the ground
-            truth resized to ``img_shape`` with nearest interpolation) or
+            truth resized to ``img_shape`` with Pillow's nearest filter, as the
+            reference's torchvision resize of a PIL mask does, which is also the
+            training target of the configs' ``Resize(backend='pillow')``) or
             ``'original'`` (``pred_sem_seg`` against ``gt_sem_seg`` at the
             original image size).
+        gt_resize_backend: ``'pillow'`` (the reference's nearest filter) or
+            ``'cv2'`` (OpenCV's, which samples other pixels; for comparisons with
+            pipelines that resize with OpenCV) for ``eval_size='input'``.
         thresholds: IoU thresholds of the precisions, each in (0, 1].
         per_category: also report the mIoU of each category (and log a table).
         ignore_index: ground-truth label left out of I and U.
         output_file: if set, write one JSON line per sample (sample_idx,
             ref_id, sent_id, expression, category, img_path, I, U, IoU) there;
             metadata missing from a data sample is written as null.
+        output_dir: if set, write every sample's predicted mask there, as
+            mmseg's ``IoUMetric(output_dir=...)`` does: a PNG at the image's
+            original size, 0 = background, 1 = referred object, named
+            ``<sample_idx>_<image name>.png`` (one image has several
+            expressions, so the image name alone would not do).
         collect_device: ``'cpu'`` or ``'gpu'``, to gather results across ranks.
         prefix: prepended as ``<prefix>/`` to the keys; None gives the bare
             keys (give mmseg's IoUMetric a prefix when both run together, both
@@ -122,10 +132,12 @@ class RefSegMetric(BaseMetric):
 
     def __init__(self,
                  eval_size: str = 'input',
+                 gt_resize_backend: str = 'pillow',
                  thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
                  per_category: bool = True,
                  ignore_index: int = 255,
                  output_file: str | None = None,
+                 output_dir: str | None = None,
                  collect_device: str = 'cpu',
                  prefix: str | None = None,
                  **kwargs) -> None:
@@ -136,11 +148,16 @@ class RefSegMetric(BaseMetric):
         if not thresholds or any(not 0 < t <= 1 for t in thresholds):
             raise ValueError(f'thresholds must be a non-empty list of values in (0, 1], '
                              f'got {thresholds}')
+        if gt_resize_backend not in ('pillow', 'cv2'):
+            raise ValueError(f"gt_resize_backend must be 'pillow' or 'cv2', got "
+                             f"'{gt_resize_backend}'")
         self.eval_size = eval_size
+        self.gt_resize_backend = gt_resize_backend
         self.thresholds = thresholds
         self.per_category = per_category
         self.ignore_index = ignore_index
         self.output_file = output_file
+        self.output_dir = output_dir
 
     # -- per sample -------------------------------------------------------------------
     def _pred_and_gt(self, sample: dict, sample_name: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -175,7 +192,8 @@ class RefSegMetric(BaseMetric):
             codes = np.full(gt.shape, _BACKGROUND, dtype=np.uint8)
             codes[gt == 1] = _FOREGROUND
             codes[gt == self.ignore_index] = _IGNORED
-            codes = mmcv.imresize(codes, (width, height), interpolation='nearest')
+            codes = mmcv.imresize(codes, (width, height), interpolation='nearest',
+                                  backend=self.gt_resize_backend)
             gt = np.where(codes == _IGNORED, self.ignore_index, (codes == _FOREGROUND))
         return pred, gt
 
@@ -186,10 +204,23 @@ class RefSegMetric(BaseMetric):
             sample_name = (f"sample {meta['sample_idx']} (ref_id {meta['ref_id']}, "
                            f"{meta['img_path']})")
             pred, gt = self._pred_and_gt(sample, sample_name)
+            if self.output_dir is not None:
+                self._write_mask(sample, sample_name)
             intersection, union = intersection_and_union(pred, gt, self.ignore_index)
             for key in ('sample_idx', 'ref_id', 'sent_id'):
                 meta[key] = _plain(meta[key])
             self.results.append(dict(meta, I=intersection, U=union))
+
+    def _write_mask(self, sample: dict, sample_name: str) -> None:
+        """The prediction at the original size as a 0/1 PNG in ``output_dir``."""
+        pred = _field(sample, 'pred_sem_seg', 'original', sample_name)
+        stem = osp.splitext(osp.basename(str(sample.get('img_path') or 'image')))[0]
+        index = sample.get('sample_idx')
+        name = f'{_plain(index):06d}_{stem}.png' if index is not None else f'{stem}.png'
+        os.makedirs(self.output_dir, exist_ok=True)
+        path = osp.join(self.output_dir, name)
+        if not mmcv.imwrite((pred == 1).astype(np.uint8), path):
+            raise OSError(f'{sample_name}: cannot write the predicted mask {path}')
 
     # -- whole set --------------------------------------------------------------------
     def _summary(self, results: List[dict]) -> Dict[str, float]:

@@ -4,8 +4,8 @@ from .data_preprocessor import RefSegDataPreProcessor
 from .decode_heads import SimpleDecodeHead
 from .losses import ClasswiseDiceLoss
 from .necks import TMEM
-from .segmentors import INPUT_SIZE_PRED, FIANet
+from .segmentors import FIANet
 from .text_encoders import BertTextEncoder
 
 __all__ = ['BertTextEncoder', 'ClasswiseDiceLoss', 'FIAMSwinTransformer', 'FIANet',
-           'INPUT_SIZE_PRED', 'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM']
+           'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM']

@@ -1,7 +1,7 @@
 """Text side of FIANet: expression decoupling and wordpiece masks.
 
 Names are imported on first use, so ``import fianet_mmseg.text`` does not load
-spaCy or transformers.
+spaCy, transformers or NLTK.
 """
 from importlib import import_module
 from typing import Any
@@ -12,6 +12,8 @@ _EXPORTS = {
     'ExpressionEncoder': '.tokenization',
     'load_tokenizer': '.tokenization',
     'load_lexicon': '.lexicon',
+    'ReferenceMaskBuilder': '.reference_masks',
+    'ReferenceText': '.reference_masks',
 }
 
 __all__ = list(_EXPORTS)

@@ -10,7 +10,10 @@ Protocol of the reference (FIANET_SPEC section 6), with its word-index drift fix
    the object span (a spatial span) of :class:`~fianet_mmseg.text.DecoupledText`,
    so a word split into several wordpieces (``left ##most``) is covered whole.
    [CLS], [SEP] and padding are never in these two masks.
-4. A mask is never all zero (the text encoder must not see a fully masked row):
+4. The kept wordpieces must hold at least one word: an expression of only
+   punctuation / symbols, or whose wordpieces are all ``[UNK]`` (a script or
+   emoji the vocabulary lacks), gives the model nothing to read and is an error.
+5. A mask is never all zero (the text encoder must not see a fully masked row):
    no object span, or its wordpieces cut away -> object mask = attention mask; no
    spatial span (or cut away) -> position mask = attention mask. Without a
    decoupling (``decoupled=None``) all three masks are the attention mask.
@@ -18,6 +21,7 @@ Protocol of the reference (FIANET_SPEC section 6), with its word-index drift fix
 from __future__ import annotations
 
 import os.path as osp
+import unicodedata
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -30,8 +34,6 @@ if TYPE_CHECKING:  # the decoupler (and spaCy) is only needed when decoupling
 #: Fewer entries than this means a broken vocabulary (transformers 5's
 #: ``BertTokenizerFast(vocab_file=...)`` silently builds one of 5 special tokens).
 MIN_VOCAB_SIZE = 100
-
-TEXT_KEYS = ('input_ids', 'attention_mask', 'object_mask', 'position_mask')
 
 
 def check_tokenizer(tokenizer: Any, source: str = 'the tokenizer') -> None:
@@ -90,6 +92,11 @@ def load_tokenizer(name_or_path: str) -> Any:
     return tokenizer
 
 
+def _is_punctuation(text: str) -> bool:
+    """True when every character is Unicode punctuation (P*) or a symbol (S*)."""
+    return all(unicodedata.category(char)[0] in 'PS' for char in text)
+
+
 def _overlap_mask(offsets: Sequence[Tuple[int, int]], special: Sequence[int],
                   spans: Sequence[Tuple[int, int]]) -> np.ndarray:
     """1 for each non-special wordpiece whose [start, end) overlaps a span."""
@@ -111,6 +118,9 @@ class ExpressionEncoder:
             [CLS] and [SEP] included.
         truncate (bool): True: cut over-long expressions like the reference
             ([SEP] lost). False: raise ValueError instead.
+
+    An expression whose kept wordpieces are all punctuation, symbols or
+    ``[UNK]`` is refused (ValueError naming it and its wordpieces).
     """
 
     def __init__(self, tokenizer: Any, max_length: int, truncate: bool = True) -> None:
@@ -124,6 +134,7 @@ class ExpressionEncoder:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.truncate = truncate
+        self._unk_id = getattr(tokenizer, 'unk_token_id', None)
         # A private copy of the Rust tokenizer, without the padding / truncation
         # settings a tokenizer.json may carry: faster than tokenizer.__call__.
         from tokenizers import Tokenizer
@@ -143,7 +154,8 @@ class ExpressionEncoder:
 
         Raises:
             ValueError: Empty expression; ``decoupled`` made from another string;
-                an over-long expression with ``truncate=False``.
+                an over-long expression with ``truncate=False``; no wordpiece that
+                is a word (see :meth:`check_readable`).
         """
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError(f'ExpressionEncoder: the expression is empty or white space '
@@ -160,6 +172,7 @@ class ExpressionEncoder:
                     f'([CLS] and [SEP] included), more than max_length={length} '
                     f'(truncate=False)')
             ids, offsets, special = ids[:length], offsets[:length], special[:length]
+        self.check_readable(expression, ids, offsets, special)
         used = len(ids)
         input_ids = np.zeros(length, dtype=np.int64)
         input_ids[:used] = ids
@@ -178,6 +191,24 @@ class ExpressionEncoder:
                 mask[:used] = _overlap_mask(offsets, special, spans)
             masks[key] = mask if mask.any() else attention.copy()
         return dict(input_ids=input_ids, attention_mask=attention, **masks)
+
+    def check_readable(self, expression: str, ids: Sequence[int],
+                       offsets: Sequence[Tuple[int, int]], special: Sequence[int]) -> None:
+        """Raise ValueError unless one of the (kept) wordpieces is a word.
+
+        A word: not special, not ``[UNK]``, and not only punctuation / symbols
+        (Unicode categories P*, S*) in the text its offsets cover. Digits and
+        letters of any script the vocabulary holds are words.
+        """
+        for token_id, (start, end), is_special in zip(ids, offsets, special, strict=True):
+            if not is_special and token_id != self._unk_id and end > start and \
+                    not _is_punctuation(expression[start:end]):
+                return
+        pieces = [self._backend.id_to_token(token_id)
+                  for token_id, is_special in zip(ids, special, strict=True) if not is_special]
+        raise ValueError(f'ExpressionEncoder: the expression {expression!r} has no word the '
+                         f'model can read: its wordpieces {pieces} are only punctuation, '
+                         'symbols or [UNK] (characters the vocabulary lacks)')
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(tokenizer={type(self.tokenizer).__name__}, '

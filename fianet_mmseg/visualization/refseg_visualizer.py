@@ -1,7 +1,7 @@
 """Overlays of referring segmentation: masks, outlines and a marked caption.
 
 One drawing implementation for the demo (``demo/image_demo.py``), the failure
-gallery (``tools/analysis/failure_gallery.py``) and mmseg's
+gallery (``tools/analysis_tools/failure_gallery.py``) and mmseg's
 ``SegVisualizationHook`` (through :class:`RefSegVisualizer`).
 
 Conventions: images are ``(H, W, 3)`` uint8 in **RGB** order (as mmengine's

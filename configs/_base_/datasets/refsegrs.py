@@ -1,25 +1,24 @@
 # RefSegRS converted with `python data_prep/refsegrs.py --src <release root> --out data/refsegrs`.
-# Same pipeline as RRSIS-D but 20 tokens and no black boxes (the reference uses them
-# for RRSIS-D only).
+# The RRSIS-D input protocol (Pillow decoding and resizing, see rrsisd.py) with 20
+# tokens, the RefSegRS category set, and no black boxes (the reference uses them for
+# RRSIS-D only).
 _base_ = ['./rrsisd.py']
 data_root = 'data/refsegrs'
 max_length = 20
-tokenizer = 'bert-base-uncased'
-img_scale = (480, 480)
+decouple_and_tokenize = dict(type='DecoupleAndTokenize', tokenizer={{_base_.tokenizer}},
+                             max_length=max_length, dataset='refsegrs')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length,
-         dataset='refsegrs'),
+    {{_base_.load_image}},
+    {{_base_.load_mask}},
+    {{_base_.resize}},
+    decouple_and_tokenize,
     dict(type='PackRefSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='LoadAnnotations'),
-    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length,
-         dataset='refsegrs'),
+    {{_base_.load_image}},
+    {{_base_.resize}},
+    {{_base_.load_mask}},
+    decouple_and_tokenize,
     dict(type='PackRefSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipeline))

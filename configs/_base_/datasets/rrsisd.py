@@ -1,26 +1,38 @@
 # RRSIS-D converted with `python data_prep/rrsisd.py --src <release root> --out data/rrsisd`.
+#
+# The reference's input protocol (FIANET_SPEC 6c): images decoded with Pillow (no EXIF
+# rotation), resized with Pillow's bilinear filter (antialiased when shrinking, as
+# torchvision's resize of a PIL image), masks resized with Pillow's nearest filter; the
+# data preprocessor normalises with the ImageNet mean / std. Training only: the black
+# boxes go on the ORIGINAL image, before the resize (20-60 boxes of 32x32 original
+# pixels on a fixed 20% of the references).
 dataset_type = 'RefSegDataset'
 data_root = 'data/rrsisd'
 tokenizer = 'bert-base-uncased'
 max_length = 22
 img_scale = (480, 480)
+load_image = dict(type='LoadImageFromFile', imdecode_backend='pillow',
+                  color_type='color_ignore_orientation')
+load_mask = dict(type='LoadRefSegAnnotations', imdecode_backend='pillow')  # mmseg's loader + checks
+resize = dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow')
+decouple_and_tokenize = dict(type='DecoupleAndTokenize', tokenizer=tokenizer,
+                             max_length=max_length, dataset='rrsisd')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    load_image,
     dict(type='RandomBlackBoxes', ratio=0.2, min_boxes=20, max_boxes=60, box_size=32),
-    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length,
-         dataset='rrsisd'),
+    load_mask,
+    resize,  # image (bilinear) and mask (nearest): the training target
+    decouple_and_tokenize,
     dict(type='PackRefSegInputs'),
 ]
-# Ground truth stays at the original size; RefSegMetric resizes it to the input
-# size (nearest) for the reference protocol, IoUMetric compares at the original size.
+# The ground truth stays at the original size here: RefSegMetric resizes it to the
+# input size with Pillow's nearest filter (the reference protocol, the same mask as
+# the training target), mmseg's IoUMetric compares at the original size.
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='LoadAnnotations'),
-    dict(type='DecoupleAndTokenize', tokenizer=tokenizer, max_length=max_length,
-         dataset='rrsisd'),
+    load_image,
+    resize,
+    load_mask,
+    decouple_and_tokenize,
     dict(type='PackRefSegInputs'),
 ]
 train_dataloader = dict(
@@ -28,6 +40,7 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     pin_memory=True,
+    drop_last=True,  # as the reference's loader: every step sees a full batch
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type=dataset_type, data_root=data_root, ann_file='train.jsonl',
                  pipeline=train_pipeline))

@@ -16,6 +16,10 @@ optim_wrapper = dict(
             'relative_position_bias_table': dict(decay_mult=0.0),
         }))
 max_epochs = 40
+# The reference trained with 8 images per step on one GPU. With N GPUs and B images
+# each, `tools/train.py --auto-scale-lr` (or enable=True) multiplies the learning
+# rate by N * B / 8 (mmengine's linear scaling rule).
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 param_scheduler = [
     dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True),
@@ -28,7 +32,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Best checkpoint by val overall IoU (the reference picked it on the test split).
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=1,
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=1,
                     save_best='oIoU', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),

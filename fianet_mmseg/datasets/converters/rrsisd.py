@@ -6,9 +6,14 @@ Release layout under ``src``::
     rrsisd/instances.json          # images / annotations (category key: categories_id) / categories
     images/rrsisd/JPEGImages/<file_name>
 
-One mask per annotation (``masks/<ann_id>.png``), one record per (reference, sentence).
-Nothing is skipped: every malformed reference is an error. ``refs(unc).p`` is a pickle, which
-can run code when loaded: convert only a release you trust.
+One mask per annotation (``masks/<ann_id>.png``), one record per (reference, sentence);
+``ref_id``, ``sent_id`` and ``image_id`` are the release's own ids. A malformed reference is an
+error naming the file, reference and field; with ``skip_bad`` it is left out (with all its
+sentences) and counted by reason in the summary instead. Segmentations are decoded by
+pycocotools: every RLE it reads correctly converts, also an uncompressed one (``counts`` a list
+of run lengths) and a compressed string other than the one pycocotools would write; only RLEs
+whose runs do not cover exactly the image are refused. ``refs(unc).p`` is a pickle, which can
+run code when loaded: convert only a release you trust.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -114,24 +119,28 @@ class _Instances:
         category = self.categories.get(category_id)
         if category is None:
             raise ConverterError(f'{where}: unknown category id {category_id} (field {key!r}; '
-                                 f'not in the categories of {self.path.name})')
+                                 f'not in the categories of {self.path.name})',
+                                 'unknown category')
         name = require(category, 'name', f'{self.path.name} category id {category_id}')
         return category_id, str(name)
 
 
 def convert_rrsisd(src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
                    copy_images: bool = False, verify_images: bool = True,
-                   progress: bool = False) -> ConversionSummary:
+                   progress: bool = False, absolute_paths: bool = False,
+                   skip_bad: bool = False) -> ConversionSummary:
     """Convert an RRSIS-D release into ``out`` (``{train,val,test}.jsonl`` + ``masks/``).
 
     Args:
         src: Release root (holding ``rrsisd/`` and ``images/``); only read.
-        out: Output directory; must be empty or absent unless ``overwrite``.
-        overwrite: Replace this converter's files in a non-empty ``out``.
-        copy_images: Copy images to ``out/images/`` and store paths relative to ``out``
-            (default: absolute source paths).
+        out: Output directory; must be absent or empty unless ``overwrite``.
+        overwrite: Replace an earlier conversion in ``out`` as a whole (after success).
+        copy_images: Copy images to ``out/images/`` (paths relative to ``out``).
         verify_images: Decode every image fully (catches truncated files); else read headers.
         progress: Show a progress bar on stderr.
+        absolute_paths: Absolute source image paths instead of paths relative to ``out``.
+        skip_bad: Leave out malformed references (counted by reason in the summary)
+            instead of stopping at the first one.
 
     Returns:
         The summary, also printed by the command-line tool.
@@ -146,111 +155,163 @@ def convert_rrsisd(src: str | os.PathLike, out: str | os.PathLike, overwrite: bo
         if not required.exists():
             raise ConverterError(f'{required} not found: --src must be the RRSIS-D root holding '
                                  f'{REFS_FILE}, {INSTANCES_FILE} and {IMAGES_DIR}/')
-    writer = OutputWriter(out, src_root, overwrite=overwrite, copy_images=copy_images)
-    writer.protect(refs_path)
-    writer.protect(instances_path)
+    writer = OutputWriter(out, src_root, overwrite=overwrite, copy_images=copy_images,
+                          absolute_paths=absolute_paths)
     summary = ConversionSummary('RRSIS-D', str(writer.out_dir))
-
     instances = _Instances(instances_path)
-    references = _plan_references(_load_refs(refs_path), instances, image_dir, writer,
-                                  summary, verify_images)
-    mask_paths: Dict[int, str] = {}
-    for ref in optional_progress(references, progress, 'RRSIS-D'):
-        image = ref.image
-        if ref.ann_id not in mask_paths:
-            segmentation = require(instances.annotations[ref.ann_id], 'segmentation', ref.where)
-            mask = decode_segmentation(segmentation, image.height, image.width, ref.where)
-            if not mask.any():
-                summary.empty_masks.append(f'ann {ref.ann_id}')
-            mask_paths[ref.ann_id] = writer.write_mask(str(ref.ann_id), mask)
-        img_path = writer.image_path(image.path, image.file_name)
-        summary.references[ref.split] += 1
-        for sent_id, expression in ref.sentences:
-            summary.sentences[ref.split] += 1
-            writer.add_record(dict(
-                img_path=img_path, seg_map_path=mask_paths[ref.ann_id], expression=expression,
-                ref_id=ref.ref_id, sent_id=sent_id, image_id=ref.image_id,
-                category=ref.category, split=ref.split, height=image.height,
-                width=image.width))
-    writer.finish()
-    summary.images = len({ref.image_id for ref in references})
+    refs = _load_refs(refs_path)
+
+    def skip_or_raise(where: str, err: ConverterError) -> None:
+        if not skip_bad:
+            raise err
+        summary.skipped.append((where, err.reason))
+
+    references = _plan_references(refs, instances, image_dir, summary, verify_images,
+                                  skip_or_raise)
+    written_images: set[int] = set()
+    with writer:
+        masks: Dict[int, str | ConverterError] = {}  # ann_id -> mask path or its error
+        for ref in optional_progress(references, progress, 'RRSIS-D'):
+            image = ref.image
+            if ref.ann_id not in masks:
+                try:
+                    masks[ref.ann_id] = _write_mask(instances, ref, writer, summary)
+                except ConverterError as err:
+                    masks[ref.ann_id] = err
+            try:
+                mask = masks[ref.ann_id]
+                if isinstance(mask, ConverterError):
+                    raise mask
+                img_path = writer.image_path(image.path, image.file_name)
+            except ConverterError as err:
+                skip_or_raise(f'{REFS_FILE.name} ref_id {ref.ref_id}', err)
+                continue
+            written_images.add(ref.image_id)
+            summary.references[ref.split] += 1
+            for sent_id, expression in ref.sentences:
+                summary.sentences[ref.split] += 1
+                writer.add_record(dict(
+                    img_path=img_path, seg_map_path=mask, expression=expression,
+                    ref_id=ref.ref_id, sent_id=sent_id, image_id=ref.image_id,
+                    category=ref.category, split=ref.split, height=image.height,
+                    width=image.width))
+        writer.commit()
+    summary.warnings.extend(writer.warnings)
+    summary.images = len(written_images)
     summary.masks = writer.masks_written
     return summary
 
 
+def _write_mask(instances: _Instances, ref: _Reference, writer: OutputWriter,
+                summary: ConversionSummary) -> str:
+    """Decode a reference's annotation and write it as ``masks/<ann_id>.png``."""
+    where = f'{instances.path.name} annotation {ref.ann_id} (ref_id {ref.ref_id})'
+    segmentation = require(instances.annotations[ref.ann_id], 'segmentation', where)
+    mask = decode_segmentation(segmentation, ref.image.height, ref.image.width, where)
+    if not mask.any():
+        summary.empty_masks.append(f'ann {ref.ann_id}')
+    return writer.write_mask(str(ref.ann_id), mask)
+
+
 def _plan_references(refs: List[Dict[str, Any]], instances: _Instances, image_dir: Path,
-                     writer: OutputWriter, summary: ConversionSummary,
-                     verify_images: bool) -> List[_Reference]:
+                     summary: ConversionSummary, verify_images: bool,
+                     skip_or_raise: Callable[[str, ConverterError], None]
+                     ) -> List[_Reference]:
     """Check every reference's metadata and image before anything is written."""
-    images: Dict[int, _Image] = {}
+    images: Dict[int, _Image | ConverterError] = {}
     seen_refs: set[int] = set()
     planned = []
     for position, ref in enumerate(refs):
         where = f'{REFS_FILE.name} entry {position}'
-        ref_id = as_int(require(ref, 'ref_id', where), where, 'ref_id')
-        where = f'{REFS_FILE.name} ref_id {ref_id}'
-        if ref_id in seen_refs:
-            raise ConverterError(f'{where}: duplicate ref_id')
-        seen_refs.add(ref_id)
-        split = require(ref, 'split', where)
-        if split not in SPLITS:
-            raise ConverterError(f'{where}: unknown split {split!r} (field \'split\'; expected '
-                                 f'one of {", ".join(SPLITS)})')
-        ann_id = as_int(require(ref, 'ann_id', where), where, 'ann_id')
-        image_id = as_int(require(ref, 'image_id', where), where, 'image_id')
-        annotation = instances.annotations.get(ann_id)
-        if annotation is None:
-            raise ConverterError(f'{where}: no annotation with id {ann_id} (field \'ann_id\') '
-                                 f'in {instances.path.name}')
-        where = f'{where} (annotation {ann_id})'
-        ann_image_id = as_int(require(annotation, 'image_id', where), where, 'image_id')
-        if ann_image_id != image_id:
-            raise ConverterError(f'{where}: annotation image_id {ann_image_id} differs from the '
-                                 f'reference image_id {image_id}')
-        category_id, category = instances.category_name(annotation, where)
-        if 'category_id' in ref and ref['category_id'] != category_id:
-            summary.warnings.append(
-                f'ref_id {ref_id}: category_id {ref["category_id"]!r} differs from the '
-                f'annotation\'s categories_id {category_id}; using {category!r}')
-        if image_id not in images:
-            images[image_id] = _check_image(instances, image_id, image_dir, where, writer,
-                                            verify_images)
-        planned.append(_Reference(where, ref_id, ann_id, image_id, split, category,
-                                  images[image_id], _sentences(ref, where)))
+        try:
+            ref_id = as_int(require(ref, 'ref_id', where), where, 'ref_id')
+            where = f'{REFS_FILE.name} ref_id {ref_id}'
+            if ref_id in seen_refs:
+                raise ConverterError(f'{where}: duplicate ref_id', 'duplicate ref_id')
+            seen_refs.add(ref_id)
+            planned.append(_plan_reference(ref, ref_id, where, instances, image_dir, images,
+                                           summary, verify_images))
+        except ConverterError as err:
+            skip_or_raise(where, err)
     return planned
+
+
+def _plan_reference(ref: Dict[str, Any], ref_id: int, where: str, instances: _Instances,
+                    image_dir: Path, images: Dict[int, _Image | ConverterError],
+                    summary: ConversionSummary, verify_images: bool) -> _Reference:
+    split = require(ref, 'split', where)
+    if split not in SPLITS:
+        raise ConverterError(f'{where}: unknown split {split!r} (field \'split\'; expected '
+                             f'one of {", ".join(SPLITS)})', 'unknown split')
+    ann_id = as_int(require(ref, 'ann_id', where), where, 'ann_id')
+    image_id = as_int(require(ref, 'image_id', where), where, 'image_id')
+    annotation = instances.annotations.get(ann_id)
+    if annotation is None:
+        raise ConverterError(f'{where}: no annotation with id {ann_id} (field \'ann_id\') '
+                             f'in {instances.path.name}', 'unknown annotation')
+    where = f'{where} (annotation {ann_id})'
+    ann_image_id = as_int(require(annotation, 'image_id', where), where, 'image_id')
+    if ann_image_id != image_id:
+        raise ConverterError(f'{where}: annotation image_id {ann_image_id} differs from the '
+                             f'reference image_id {image_id}', 'image_id mismatch')
+    category_id, category = instances.category_name(annotation, where)
+    sentences = _sentences(ref, where)
+    if image_id not in images:
+        try:
+            images[image_id] = _check_image(instances, image_id, image_dir, where,
+                                            verify_images)
+        except ConverterError as err:
+            images[image_id] = err
+    image = images[image_id]
+    if isinstance(image, ConverterError):
+        raise image
+    if 'category_id' in ref and ref['category_id'] != category_id:
+        summary.warnings.append(
+            f'ref_id {ref_id}: category_id {ref["category_id"]!r} differs from the '
+            f'annotation\'s categories_id {category_id}; using {category!r}')
+    return _Reference(where, ref_id, ann_id, image_id, split, category, image, sentences)
 
 
 def _sentences(ref: Dict[str, Any], where: str) -> List[Tuple[int, str]]:
     """``(sent_id, stripped raw text)`` of every sentence of a reference."""
     sentences = require(ref, 'sentences', where)
     if not isinstance(sentences, list) or not sentences:
-        raise ConverterError(f'{where}: field \'sentences\' must be a non-empty list')
+        raise ConverterError(f'{where}: field \'sentences\' must be a non-empty list',
+                             'no sentences')
     sent_ids = ref.get('sent_ids') or []
     result = []
     for index, sentence in enumerate(sentences):
         at = f'{where} sentences[{index}]'
         raw = require(sentence, 'raw', at)
         if not isinstance(raw, str):
-            raise ConverterError(f'{at}: field \'raw\' must be a string, got {raw!r}')
+            raise ConverterError(f'{at}: field \'raw\' must be a string, got {raw!r}',
+                                 'bad raw')
         if not raw.strip():
-            raise ConverterError(f'{at}: empty expression (field \'raw\' is {raw!r})')
+            raise ConverterError(f'{at}: empty expression (field \'raw\' is {raw!r})',
+                                 'empty expression')
         if 'sent_id' in sentence:
             sent_id = sentence['sent_id']
         elif index < len(sent_ids):
             sent_id = sent_ids[index]
         else:
-            raise ConverterError(f'{at}: no sent_id (neither in the sentence nor in sent_ids)')
-        result.append((as_int(sent_id, at, 'sent_id'), raw.strip()))
+            raise ConverterError(f'{at}: no sent_id (neither in the sentence nor in sent_ids)',
+                                 'missing sent_id')
+        sent_id = as_int(sent_id, at, 'sent_id')
+        if any(sent_id == seen for seen, _ in result):
+            raise ConverterError(f'{at}: duplicate sent_id {sent_id} (field \'sent_id\'; '
+                                 'each sentence of a reference needs its own)',
+                                 'duplicate sent_id')
+        result.append((sent_id, raw.strip()))
     return result
 
 
 def _check_image(instances: _Instances, image_id: int, image_dir: Path, where: str,
-                 writer: OutputWriter, verify: bool) -> _Image:
+                 verify: bool) -> _Image:
     """Find an image's file and check its size against ``instances.json``."""
     entry = instances.images.get(image_id)
     if entry is None:
         raise ConverterError(f'{where}: no image with id {image_id} (field \'image_id\') in '
-                             f'{instances.path.name}')
+                             f'{instances.path.name}', 'unknown image')
     at = f'{instances.path.name} image id {image_id}'
     file_name = check_file_name(require(entry, 'file_name', at), at)
     height = as_int(require(entry, 'height', at), at, 'height')
@@ -259,8 +320,8 @@ def _check_image(instances: _Instances, image_id: int, image_dir: Path, where: s
     file_height, file_width = read_image_size(path, f'{where}, image {file_name}', verify)
     if (file_height, file_width) != (height, width):
         raise ConverterError(f'{where}: image {path} is {file_height}x{file_width} (HxW) but '
-                             f'{instances.path.name} says {height}x{width}')
-    writer.protect(path)
+                             f'{instances.path.name} says {height}x{width}',
+                             'image size mismatch')
     return _Image(file_name, path, height, width)
 
 
@@ -268,8 +329,9 @@ def decode_segmentation(segmentation: Any, height: int, width: int, where: str) 
     """Binary mask of an RRSIS-D segmentation: the union of its parts.
 
     Args:
-        segmentation: A list of COCO RLE dicts (``size`` [h, w], ``counts`` a string or a
-            list of run lengths) and/or polygons (flat ``[x1, y1, x2, y2, ...]`` lists).
+        segmentation: A list of COCO RLE dicts (``size`` [h, w], ``counts`` a compressed
+            string or a list of run lengths) and/or polygons (flat ``[x1, y1, x2, y2, ...]``
+            lists); a single RLE dict is accepted too.
         height, width: Image size; every RLE must have this size.
         where: Record description used in error messages.
 
@@ -279,50 +341,95 @@ def decode_segmentation(segmentation: Any, height: int, width: int, where: str) 
     parts = [segmentation] if isinstance(segmentation, dict) else segmentation
     if not isinstance(parts, list) or not parts:
         raise ConverterError(f'{where}: field \'segmentation\' must be a non-empty list of RLE '
-                             f'dicts or polygons, got {_short(segmentation)}')
+                             f'dicts or polygons, got {_short(segmentation)}',
+                             'bad segmentation')
     union = np.zeros((height, width), dtype=bool)
     for index, part in enumerate(parts):
-        at = f'{where} segmentation[{index}]'
+        at = f'{where}, field \'segmentation[{index}]\''
         if isinstance(part, dict):
             union |= _decode_rle(part, height, width, at) > 0
         elif isinstance(part, list):
             union |= _decode_polygon(part, height, width, at) > 0
         else:
-            raise ConverterError(f'{at}: expected an RLE dict or a polygon, got {_short(part)}')
+            raise ConverterError(f'{at}: expected an RLE dict or a polygon, got {_short(part)}',
+                                 'bad segmentation')
     return union.astype(np.uint8)
 
 
+def compressed_run_lengths(counts: bytes) -> List[int] | None:
+    """Run lengths stored in a COCO compressed RLE string, or None if it is not one.
+
+    pycocotools reads these strings without checking them (and has no call that returns the
+    runs); this reader follows the same format so that :func:`decode_segmentation` can check
+    that the runs cover the image exactly before handing the string to ``mask.decode``. The
+    format: each run is a little-endian sequence of 5-bit groups, one character
+    (``chr(48 + group + 32 * more)``) each, the last group's bit 4 being the sign; from the
+    fourth run on the value stored is the difference to the run two places before.
+    A run may come out negative here (pycocotools would wrap it around).
+    """
+    runs: List[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position == len(counts):
+                return None  # the last run is cut off
+            group = counts[position] - 48
+            if not 0 <= group < 64:
+                return None
+            value |= (group & 0x1F) << shift
+            more = bool(group & 0x20)
+            position += 1
+            shift += 5
+            if not more and group & 0x10:
+                value -= 1 << shift  # negative: sign-extend
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
 def _decode_rle(rle: Dict[str, Any], height: int, width: int, where: str) -> np.ndarray:
+    """Decode one RLE dict with pycocotools after checking that it covers the image."""
     size = require(rle, 'size', where)
     counts = require(rle, 'counts', where)
     if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
         raise ConverterError(f'{where}: bad RLE: mask size {size!r} does not match the image '
-                             f'size [{height}, {width}]')
-    if isinstance(counts, list):  # uncompressed run lengths
-        if (not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
-                or sum(counts) != height * width):
-            raise ConverterError(f'{where}: bad RLE: run lengths must be non-negative integers '
-                                 f'summing to {height * width}')
-        return mask_utils.decode(mask_utils.frPyObjects([rle], height, width))[:, :, 0]
-    if isinstance(counts, str):
-        try:
+                             f'size [{height}, {width}]', 'bad RLE')
+    if isinstance(counts, list):  # uncompressed: pycocotools' own conversion
+        if not all(isinstance(c, (int, float, np.integer)) and not isinstance(c, bool)
+                   and float(c).is_integer() for c in counts):
+            raise ConverterError(f'{where}: bad RLE: run lengths must be integers, got '
+                                 f'{_short(counts)}', 'bad RLE')
+        runs = [int(c) for c in counts]
+        _check_runs(runs, height, width, where)
+        pycoco_rle = mask_utils.frPyObjects({'size': [height, width], 'counts': runs},
+                                            height, width)
+    elif isinstance(counts, (str, bytes)):  # compressed: pycocotools decodes it as it is
+        if isinstance(counts, str):
+            if not counts.isascii():
+                raise ConverterError(f'{where}: bad RLE: counts is not ASCII', 'bad RLE')
             counts = counts.encode('ascii')
-        except UnicodeEncodeError as err:
-            raise ConverterError(f'{where}: bad RLE: counts is not ASCII') from err
-    if not isinstance(counts, bytes):
+        runs = compressed_run_lengths(counts)
+        if runs is None:
+            raise ConverterError(f'{where}: bad RLE: counts {_short(counts)} is not a COCO '
+                                 'compressed RLE string (character outside "0"-"o" or a '
+                                 'run cut off)', 'bad RLE')
+        _check_runs(runs, height, width, where)
+        pycoco_rle = {'size': [height, width], 'counts': counts}
+    else:
         raise ConverterError(f'{where}: bad RLE: counts must be a string or a list, got '
-                             f'{_short(counts)}')
-    compressed = {'size': [height, width], 'counts': counts}
-    try:
-        mask = mask_utils.decode(compressed)
-    except ValueError as err:
-        raise ConverterError(f'{where}: bad RLE counts: {err}') from err
-    # pycocotools pads RLE strings that cover too few pixels; a valid (canonical) RLE
-    # re-encodes to exactly the same string.
-    if mask_utils.encode(np.asfortranarray(mask))['counts'] != counts:
-        raise ConverterError(f'{where}: bad RLE counts: they do not describe exactly '
-                             f'{height}x{width} pixels')
-    return mask
+                             f'{_short(counts)}', 'bad RLE')
+    return mask_utils.decode(pycoco_rle)
+
+
+def _check_runs(runs: List[int], height: int, width: int, where: str) -> None:
+    if any(run < 0 for run in runs) or sum(runs) != height * width:
+        raise ConverterError(f'{where}: bad RLE: run lengths must be non-negative and sum to '
+                             f'{height}x{width} = {height * width} pixels, got '
+                             f'{len(runs)} runs summing to {sum(runs)}'
+                             + (' with a negative one' if any(r < 0 for r in runs) else ''),
+                             'bad RLE')
 
 
 def _decode_polygon(polygon: List[Any], height: int, width: int, where: str) -> np.ndarray:
@@ -330,7 +437,7 @@ def _decode_polygon(polygon: List[Any], height: int, width: int, where: str) -> 
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                        and math.isfinite(v) for v in polygon)):
         raise ConverterError(f'{where}: bad polygon: expected at least 3 (x, y) pairs of finite '
-                             f'numbers, got {_short(polygon)}')
+                             f'numbers, got {_short(polygon)}', 'bad polygon')
     rles = mask_utils.frPyObjects([[float(v) for v in polygon]], height, width)
     return mask_utils.decode(rles)[:, :, 0]
 

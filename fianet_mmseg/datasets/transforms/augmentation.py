@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -12,34 +13,52 @@ from mmseg.registry import TRANSFORMS
 class RandomBlackBoxes(BaseTransform):
     """Paint random black squares over the images of a fixed share of references.
 
-    The reference (RRSIS-D training only) picks a fixed random 20% of the
-    training references once and, every time one of them is loaded, blacks out
-    20-60 random 32x32 boxes. Here the fixed subset is drawn from a hash of
-    ``ref_id`` and ``seed``, so it is the same in every epoch and in every
-    data-loader worker; the boxes are new on each load. Boxes are drawn on
-    the image as it is when the transform runs (after ``Resize`` in the
-    configs, so 32 px of the 480x480 network input); the mask is unchanged.
+    The reference (RRSIS-D training only, FIANET_SPEC 6c) picks a fixed random
+    20% of the training references once per run and, every time one of them is
+    loaded, blacks out 20-60 boxes of 32x32 pixels of the ORIGINAL image
+    (before the resize to 480, so about 19 px of the network input for an
+    800x800 image); the mask is unchanged. Place this transform right after
+    ``LoadImageFromFile``, as the configs do.
+
+    Every random choice comes from the run's seeded generator, so that
+    ``randomness.seed`` reproduces a run: the fixed subset is a hash of
+    ``ref_id`` with ``seed`` (when ``seed`` is None it is drawn from numpy's
+    global generator when the transform is built, which mmengine's runner
+    has seeded with the run's seed), and the boxes come from numpy's global
+    generator, which mmengine seeds in the main process and, per worker, in
+    the data loader's workers.
+
+    Differences from the reference, both without effect on RRSIS-D's square
+    images of the same size: the subset holds about ``ratio`` of the
+    references (each one is in it with that probability, instead of exactly
+    ``int(ratio * N)`` of them drawn by ``random.sample``), and a box's row is
+    drawn from the image height (the reference draws both corners from the
+    width).
 
     Args:
         ratio (float): Share of references that get boxes. Default: 0.2.
         min_boxes (int): Fewest boxes. Default: 20.
         max_boxes (int): Most boxes (inclusive). Default: 60.
-        box_size (int): Side of a box in pixels. Default: 32.
-        seed (int): Seed of the fixed subset. Default: 2401.
+        box_size (int): Side of a box in pixels of the image the transform
+            sees. Default: 32.
+        seed (int | None): Seed of the fixed subset; None: drawn from the run's
+            seeded generator. Default: None.
     """
 
     def __init__(self, ratio: float = 0.2, min_boxes: int = 20, max_boxes: int = 60,
-                 box_size: int = 32, seed: int = 2401) -> None:
+                 box_size: int = 32, seed: Optional[int] = None) -> None:
         if not 0 <= ratio <= 1:
             raise ValueError(f'RandomBlackBoxes: ratio must be in [0, 1], got {ratio}')
         if not 0 <= min_boxes <= max_boxes:
             raise ValueError(f'RandomBlackBoxes: need 0 <= min_boxes <= max_boxes, '
                              f'got {min_boxes}, {max_boxes}')
+        if box_size < 1:
+            raise ValueError(f'RandomBlackBoxes: box_size must be >= 1, got {box_size}')
         self.ratio = ratio
         self.min_boxes = min_boxes
         self.max_boxes = max_boxes
         self.box_size = box_size
-        self.seed = seed
+        self.seed = int(np.random.randint(2**31)) if seed is None else int(seed)
 
     def is_selected(self, ref_id) -> bool:
         """Whether the reference belongs to the fixed subset that gets boxes."""
@@ -54,11 +73,11 @@ class RandomBlackBoxes(BaseTransform):
             return results
         img = results['img'].copy()
         height, width = img.shape[:2]
-        rng = np.random.default_rng()
-        for _ in range(rng.integers(self.min_boxes, self.max_boxes + 1)):
-            top = rng.integers(0, max(height - self.box_size, 0) + 1)
-            left = rng.integers(0, max(width - self.box_size, 0) + 1)
-            img[top:top + self.box_size, left:left + self.box_size] = 0
+        size = self.box_size
+        for _ in range(np.random.randint(self.min_boxes, self.max_boxes + 1)):
+            top = np.random.randint(0, max(height - size, 0) + 1)
+            left = np.random.randint(0, max(width - size, 0) + 1)
+            img[top:top + size, left:left + size] = 0
         results['img'] = img
         return results
 

@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import ModuleList
+from mmengine.model import ModuleList, initialize
 from mmengine.runner import CheckpointLoader
 from mmengine.utils import to_2tuple
 from mmseg.models.backbones import SwinTransformer
@@ -14,7 +14,7 @@ from mmseg.models.backbones.swin import WindowMSA
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..layers import FIAM, TextFeatures, speed_up_window_attention
+from ..layers import FIAM, TextFeatures
 from ..utils import official_swin_to_mmseg
 
 
@@ -47,21 +47,6 @@ class FIAMSwinTransformer(SwinTransformer):
             LAVT's context-only fusion). Default: True.
         with_object (bool): OPAB object branch. Default: True.
         with_position (bool): OPAB position branch. Default: True.
-        use_sdpa (bool): Pixel-word attention through
-            ``F.scaled_dot_product_attention``. Default: True.
-        linear_projections (bool): FIAM's 1x1 convolutions as linear maps on
-            token-major tensors (see
-            :class:`~fianet_mmseg.models.layers.PixelWordAttention`).
-            Default: True.
-        cache_window_masks (bool): Build the shifted-window attention mask
-            once per input shape instead of in every shifted block
-            (:class:`~fianet_mmseg.models.layers.CachedShiftWindowMSA`).
-            Default: True.
-        window_sdpa (bool): Window attention through
-            ``F.scaled_dot_product_attention``
-            (:class:`~fianet_mmseg.models.layers.SDPAWindowMSA`; fused kernels
-            at inference, about as fast as mmseg's while training on CPU).
-            Default: True.
         **kwargs: mmseg :class:`SwinTransformer` arguments (``embed_dims``,
             ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
             ``with_cp``, ``init_cfg``...). ``init_cfg=dict(type='Pretrained',
@@ -78,10 +63,6 @@ class FIAMSwinTransformer(SwinTransformer):
                  with_opab: bool = True,
                  with_object: bool = True,
                  with_position: bool = True,
-                 use_sdpa: bool = True,
-                 linear_projections: bool = True,
-                 cache_window_masks: bool = True,
-                 window_sdpa: bool = True,
                  **kwargs) -> None:
         if text_channels is None:
             raise ValueError('FIAMSwinTransformer needs text_channels (the segmentor '
@@ -91,9 +72,6 @@ class FIAMSwinTransformer(SwinTransformer):
         patch_size = kwargs.get('patch_size', 4)
         #: patch grid of ``absolute_pos_embed`` (when used)
         self.abs_pos_grid = (pretrain_size[0] // patch_size, pretrain_size[1] // patch_size)
-        # Same parameters and keys as mmseg's modules, faster forwards.
-        speed_up_window_attention(self.stages, cache_masks=cache_window_masks,
-                                  use_sdpa=window_sdpa)
         num_stages = len(self.stages)
         if tuple(self.out_indices) != tuple(range(num_stages)):
             raise ValueError(f'FIANet uses every stage: out_indices must be '
@@ -102,8 +80,7 @@ class FIAMSwinTransformer(SwinTransformer):
         self.fusions = ModuleList([
             FIAM(channels, text_channels, heads[i], with_opab=with_opab,
                  with_object=with_object, with_position=with_position,
-                 with_update=i < num_stages - 1, use_sdpa=use_sdpa,
-                 linear_projections=linear_projections)
+                 with_update=i < num_stages - 1)
             for i, channels in enumerate(self.num_features)
         ])
         # The relative position index is derived from the window size: keep it
@@ -115,15 +92,37 @@ class FIAMSwinTransformer(SwinTransformer):
                 module.register_buffer('relative_position_index', index, persistent=False)
 
     def init_weights(self) -> None:
-        """Random init, or load a Swin checkpoint (official or mmseg layout).
+        """Initialise as ``init_cfg`` says, then load a Swin checkpoint if it names one.
 
-        Backbone weights that the checkpoint does not provide and checkpoint
-        entries that fit nowhere are reported in the log.
+        ``init_cfg=None``: mmseg's Swin initialisation, which is the
+        reference's random one (every ``nn.Linear`` truncated normal with std
+        0.02 and zero bias, LayerNorms 1 / 0; FIAM's linear layers included).
+        A list of mmengine initialisers is applied in order, except a
+        ``Pretrained`` entry, which is loaded last by this class (it accepts
+        the official Swin release layout, see the class doc). The configs give
+        the reference's order (FIANET_SPEC 6c): the truncated-normal /
+        constant initialisation of the whole backbone first, then the
+        checkpoint overwrites what it holds; the FIAMs and output norms keep
+        their initialisation. Backbone weights that the checkpoint does not
+        provide and checkpoint entries that fit nowhere are reported in the log.
         """
-        if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
+        if self.init_cfg is None:
             return super().init_weights()
-        ckpt = CheckpointLoader.load_checkpoint(
-            self.init_cfg['checkpoint'], logger='current', map_location='cpu')
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
+        pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
+        others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
+        if len(pretrained) > 1:
+            raise ValueError(f'{type(self).__name__}: init_cfg has {len(pretrained)} '
+                             'Pretrained entries, at most one is allowed')
+        if others:
+            initialize(self, others)
+        if pretrained:
+            self._load_swin_checkpoint(pretrained[0]['checkpoint'])
+        self._is_init = True
+
+    def _load_swin_checkpoint(self, checkpoint: str) -> None:
+        """Load Swin weights (official or mmseg layout) over the initialised backbone."""
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, logger='current', map_location='cpu')
         state = ckpt.get('state_dict', ckpt.get('model', ckpt))
         state = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
                  for k, v in state.items()}
@@ -139,7 +138,7 @@ class FIAMSwinTransformer(SwinTransformer):
         new_parts = re.compile(r'^(fusions\.|norm\d+\.)')
         unplaced_swin = [k for k in missing if not new_parts.match(k)]
         print_log(f'{type(self).__name__}: loaded {len(state) - len(unexpected)} tensors '
-                  f'from {self.init_cfg["checkpoint"]}; FIAM and output norms start from '
+                  f'from {checkpoint}; FIAM and output norms start from '
                   f'scratch ({len(missing) - len(unplaced_swin)} tensors)', logger='current')
         if unplaced_swin:
             print_log(f'Swin weights missing from the checkpoint: {unplaced_swin}',
@@ -147,7 +146,6 @@ class FIAMSwinTransformer(SwinTransformer):
         if unexpected or dropped:
             print_log(f'checkpoint entries not used by the backbone: '
                       f'{sorted(unexpected) + sorted(dropped)}', logger='current', level=30)
-        self._is_init = True
 
     def forward(self, img: Tensor, text: TextFeatures) -> List[Tensor]:
         """img (B, 3, H, W) -> 4 maps (B, C_i, H_i, W_i)."""

@@ -9,6 +9,7 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 @MODELS.register_module()
@@ -21,6 +22,12 @@ class SimpleDecodeHead(BaseDecodeHead):
     the logits at the shallowest map's resolution (1/4 of the input).
     ``align_corners=True`` makes mmseg resize them to the input the way the
     reference does.
+
+    Initialisation: with ``init_cfg=None`` (the default here) every
+    convolution and batch norm gets PyTorch's default initialisation, as the
+    reference's plain ``nn.Conv2d`` / ``nn.BatchNorm2d`` decoder has (mmcv's
+    ``ConvModule`` would use Kaiming normal, mmseg's decode heads a normal
+    std 0.01 classifier). An explicit ``init_cfg`` is applied as mmseg does.
 
     Args:
         in_channels (Sequence[int]): Widths of the backbone / neck maps.
@@ -38,6 +45,7 @@ class SimpleDecodeHead(BaseDecodeHead):
         kwargs.setdefault('align_corners', True)
         kwargs.setdefault('dropout_ratio', 0.0)
         kwargs.setdefault('norm_cfg', dict(type='BN', requires_grad=True))
+        kwargs.setdefault('init_cfg', None)
         super().__init__(in_channels=list(in_channels), channels=channels, **kwargs)
         conv_kwargs = dict(kernel_size=3, padding=1, norm_cfg=self.norm_cfg,
                            act_cfg=self.act_cfg, conv_cfg=self.conv_cfg)
@@ -49,6 +57,15 @@ class SimpleDecodeHead(BaseDecodeHead):
                 ConvModule(channels, channels, **conv_kwargs)))
             running = channels
         self.fuse_blocks = nn.ModuleList(blocks)
+
+    def init_weights(self) -> None:
+        """PyTorch's default initialisation of the convolutions and norms (see class doc)."""
+        if self.init_cfg is not None:
+            return super().init_weights()
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, _BatchNorm)):
+                module.reset_parameters()
+        self._is_init = True
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         """Maps from shallow to deep -> logits at the shallowest grid."""

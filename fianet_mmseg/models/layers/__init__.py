@@ -1,12 +1,6 @@
 from .fiam import FIAM, ContextAlignment, ObjectPositionAlignment, TanhGate, TextFeatures
 from .pixel_word_attention import PixelWordAttention
-from .window_attention import (
-    CachedShiftWindowMSA,
-    SDPAWindowMSA,
-    shifted_window_mask,
-    speed_up_window_attention,
-)
+from .sync_batchnorm import PortableSyncBatchNorm
 
-__all__ = ['FIAM', 'CachedShiftWindowMSA', 'ContextAlignment', 'ObjectPositionAlignment',
-           'PixelWordAttention', 'SDPAWindowMSA', 'TanhGate', 'TextFeatures',
-           'shifted_window_mask', 'speed_up_window_attention']
+__all__ = ['FIAM', 'ContextAlignment', 'ObjectPositionAlignment', 'PixelWordAttention',
+           'PortableSyncBatchNorm', 'TanhGate', 'TextFeatures']

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .pixel_word_attention import PixelWordAttention, conv1x1_on_tokens
+from .pixel_word_attention import PixelWordAttention
 
 
 class TextFeatures(NamedTuple):
@@ -53,26 +53,17 @@ class ContextAlignment(nn.Module):
         channels (int): Visual width ``c``.
         text_channels (int): Word width ``D``.
         num_heads (int): Heads of the pixel-word attention.
-        use_sdpa (bool): See :class:`PixelWordAttention`.
-        linear_projections (bool): 1x1 convolutions as linear maps on
-            token-major tensors (see :class:`PixelWordAttention`).
     """
 
-    def __init__(self, channels: int, text_channels: int, num_heads: int = 1,
-                 use_sdpa: bool = True, linear_projections: bool = True) -> None:
+    def __init__(self, channels: int, text_channels: int, num_heads: int = 1) -> None:
         super().__init__()
-        self.linear_projections = linear_projections
         self.vis_proj = nn.Sequential(nn.Conv1d(channels, channels, 1), nn.GELU())
         self.attn = PixelWordAttention(channels, text_channels, channels, channels,
-                                       channels, num_heads, use_sdpa, linear_projections)
+                                       channels, num_heads)
         self.fuse_proj = nn.Sequential(nn.Conv1d(channels, channels, 1), nn.GELU())
 
     def forward(self, x: Tensor, text: Tensor, mask: Tensor) -> Tensor:
         """x (B, N, c), text (B, D, L), mask (B, L) -> (B, N, c)."""
-        if self.linear_projections:
-            (vis_conv, vis_act), (fuse_conv, fuse_act) = self.vis_proj, self.fuse_proj
-            vis = vis_act(conv1x1_on_tokens(vis_conv, x))  # (B, N, c)
-            return fuse_act(conv1x1_on_tokens(fuse_conv, vis * self.attn(x, text, mask)))
         vis = self.vis_proj(x.transpose(1, 2))  # (B, c, N)
         lang = self.attn(x, text, mask).transpose(1, 2)  # (B, c, N)
         return self.fuse_proj(vis * lang).transpose(1, 2)
@@ -99,13 +90,10 @@ class ObjectPositionAlignment(nn.Module):
         num_heads (int): Heads of both pixel-word attentions.
         with_object (bool): Build and use the object branch.
         with_position (bool): Build and use the position branch.
-        use_sdpa (bool): See :class:`PixelWordAttention`.
-        linear_projections (bool): See :class:`PixelWordAttention`.
     """
 
     def __init__(self, channels: int, text_channels: int, num_heads: int = 1,
-                 with_object: bool = True, with_position: bool = True,
-                 use_sdpa: bool = True, linear_projections: bool = True) -> None:
+                 with_object: bool = True, with_position: bool = True) -> None:
         super().__init__()
         if not (with_object or with_position):
             raise ValueError('ObjectPositionAlignment needs at least one branch; '
@@ -114,13 +102,11 @@ class ObjectPositionAlignment(nn.Module):
         self.with_position = with_position
         if with_object:
             self.object_attn = PixelWordAttention(channels, text_channels, channels,
-                                                  channels, channels, num_heads, use_sdpa,
-                                                  linear_projections)
+                                                  channels, channels, num_heads)
             self.object_gate = TanhGate(channels)
         if with_position:
             self.position_attn = PixelWordAttention(channels, text_channels, channels,
-                                                    channels, channels, num_heads,
-                                                    use_sdpa, linear_projections)
+                                                    channels, channels, num_heads)
             self.position_conv = nn.Conv2d(2, 1, 3, padding=1, bias=False)
 
     def position_map(self, x: Tensor, hw_shape: Tuple[int, int], text: Tensor,
@@ -168,8 +154,6 @@ class FIAM(nn.Module):
         with_position (bool): OPAB position branch.
         with_update (bool): Compute the updated tokens (False: only ``r``).
         gate_reduction (int): Channel-gate bottleneck ratio.
-        use_sdpa (bool): See :class:`PixelWordAttention`.
-        linear_projections (bool): See :class:`PixelWordAttention`.
     """
 
     def __init__(self,
@@ -180,14 +164,11 @@ class FIAM(nn.Module):
                  with_object: bool = True,
                  with_position: bool = True,
                  with_update: bool = True,
-                 gate_reduction: int = 8,
-                 use_sdpa: bool = True,
-                 linear_projections: bool = True) -> None:
+                 gate_reduction: int = 8) -> None:
         super().__init__()
         self.with_update = with_update
         self.with_opab = with_opab and with_update
-        self.context = ContextAlignment(channels, text_channels, num_heads, use_sdpa,
-                                        linear_projections)
+        self.context = ContextAlignment(channels, text_channels, num_heads)
         if not with_update:
             return
         self.context_gate = TanhGate(channels)
@@ -196,8 +177,7 @@ class FIAM(nn.Module):
                 nn.Linear(channels, channels // gate_reduction), nn.ReLU(),
                 nn.Linear(channels // gate_reduction, channels), nn.Sigmoid())
             self.opab = ObjectPositionAlignment(channels, text_channels, num_heads,
-                                                with_object, with_position, use_sdpa,
-                                                linear_projections)
+                                                with_object, with_position)
 
     def forward(self, x: Tensor, hw_shape: Tuple[int, int],
                 text: TextFeatures) -> Tuple[Tensor, Optional[Tensor]]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Additive bias the reference gives to masked words: ``10000 * m - 10000``.
@@ -26,13 +25,6 @@ class PixelWordAttention(nn.Module):
         value_channels (int): Width ``V`` of the values.
         out_channels (int): Width ``O`` of the output tokens.
         num_heads (int): Number of heads; channels split head-major.
-        use_sdpa (bool): Compute the attention with
-            ``F.scaled_dot_product_attention`` (same numbers to float
-            rounding) instead of explicit matmul + softmax.
-        linear_projections (bool): Apply the 1x1 convolutions as linear maps
-            on the token-major (B, N, C) tensors (same weights, same numbers
-            to float rounding, fewer transposes and copies) instead of
-            ``nn.Conv1d`` on channel-major ones. Default: True.
     """
 
     def __init__(self,
@@ -41,9 +33,7 @@ class PixelWordAttention(nn.Module):
                  key_channels: int,
                  value_channels: int,
                  out_channels: int,
-                 num_heads: int = 1,
-                 use_sdpa: bool = True,
-                 linear_projections: bool = True) -> None:
+                 num_heads: int = 1) -> None:
         super().__init__()
         if key_channels % num_heads or value_channels % num_heads:
             raise ValueError(
@@ -53,8 +43,6 @@ class PixelWordAttention(nn.Module):
         self.key_channels = key_channels
         self.value_channels = value_channels
         self.num_heads = num_heads
-        self.use_sdpa = use_sdpa
-        self.linear_projections = linear_projections
         self.query_proj = nn.Conv1d(visual_channels, key_channels, 1)
         self.query_norm = nn.InstanceNorm1d(key_channels)
         self.key_proj = nn.Conv1d(text_channels, key_channels, 1)
@@ -76,39 +64,16 @@ class PixelWordAttention(nn.Module):
         batch, num_tokens = x.shape[:2]
         heads = self.num_heads
         mask = mask.to(x.dtype)
-        if self.linear_projections:
-            words = text.transpose(1, 2)  # (B, L, D)
-            query = self.query_norm(
-                conv1x1_on_tokens(self.query_proj, x).transpose(1, 2))  # (B, K, N)
-            key = conv1x1_on_tokens(self.key_proj, words) * mask.unsqueeze(-1)  # (B, L, K)
-            value = conv1x1_on_tokens(self.value_proj, words) * mask.unsqueeze(-1)  # (B, L, V)
-            num_words = key.shape[1]
-            key = key.reshape(batch, num_words, heads, -1).permute(0, 2, 3, 1)  # (B, h, K/h, L)
-            value = value.reshape(batch, num_words, heads, -1).transpose(1, 2)  # (B, h, L, V/h)
-        else:
-            query = self.query_norm(self.query_proj(x.transpose(1, 2)))  # (B, K, N)
-            key = self.key_proj(text) * mask.unsqueeze(1)  # (B, K, L)
-            value = self.value_proj(text) * mask.unsqueeze(1)  # (B, V, L)
-            num_words = key.shape[-1]
-            key = key.reshape(batch, heads, -1, num_words)  # (B, h, K/h, L)
-            value = value.reshape(batch, heads, -1, num_words).transpose(2, 3)  # (B, h, L, V/h)
+        query = self.query_norm(self.query_proj(x.transpose(1, 2)))  # (B, K, N)
+        key = self.key_proj(text) * mask.unsqueeze(1)  # (B, K, L)
+        value = self.value_proj(text) * mask.unsqueeze(1)  # (B, V, L)
+        num_words = key.shape[-1]
+        key = key.reshape(batch, heads, -1, num_words)  # (B, h, K/h, L)
+        value = value.reshape(batch, heads, -1, num_words).transpose(2, 3)  # (B, h, L, V/h)
         query = query.reshape(batch, heads, -1, num_tokens).transpose(2, 3)  # (B, h, N, K/h)
         bias = (MASK_BIAS * mask - MASK_BIAS)[:, None, None]  # (B, 1, 1, L)
-        scale = self.key_channels**-0.5
-        if self.use_sdpa:
-            out = F.scaled_dot_product_attention(
-                query, key.transpose(2, 3), value, attn_mask=bias, scale=scale)
-        else:
-            attn = torch.softmax(scale * (query @ key) + bias, dim=-1)
-            out = attn @ value  # (B, h, N, V/h)
-        out = out.transpose(1, 2).reshape(batch, num_tokens, self.value_channels)
-        if self.linear_projections:
-            out = conv1x1_on_tokens(self.out_proj, out).transpose(1, 2)
-            return self.out_norm(out).transpose(1, 2)
+        attn = torch.softmax(self.key_channels**-0.5 * (query @ key) + bias, dim=-1)
+        out = (attn @ value).transpose(1, 2)  # (B, N, h, V/h)
+        out = out.reshape(batch, num_tokens, self.value_channels)
         out = self.out_norm(self.out_proj(out.transpose(1, 2)))  # (B, O, N)
         return out.transpose(1, 2)
-
-
-def conv1x1_on_tokens(conv: nn.Conv1d, tokens: Tensor) -> Tensor:
-    """A kernel-1 ``Conv1d`` applied to token-major (B, N, C_in) -> (B, N, C_out)."""
-    return F.linear(tokens, conv.weight.squeeze(-1), conv.bias)

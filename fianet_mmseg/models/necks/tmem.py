@@ -5,6 +5,7 @@ from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor, nn
@@ -21,17 +22,13 @@ class TextAwareBlock(nn.Module):
     Args:
         channels (int): Token width.
         text_channels (int): Word width ``D``.
-        use_sdpa (bool): See :class:`PixelWordAttention`.
-        linear_projections (bool): See :class:`PixelWordAttention`.
     """
 
-    def __init__(self, channels: int, text_channels: int, use_sdpa: bool = True,
-                 linear_projections: bool = True) -> None:
+    def __init__(self, channels: int, text_channels: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(channels)
         self.attn = PixelWordAttention(channels, text_channels, channels, channels, channels,
-                                       num_heads=1, use_sdpa=use_sdpa,
-                                       linear_projections=linear_projections)
+                                       num_heads=1)
         self.norm2 = nn.LayerNorm(channels)
         self.ffn = nn.Sequential(
             nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
@@ -56,16 +53,17 @@ class ScaleAwareGate(nn.Module):
 
     Args:
         channels (int): Width of this scale.
+        norm_cfg (dict): The three batch norms (mmcv ``build_norm_layer``).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm_cfg: dict = dict(type='BN')) -> None:
         super().__init__()
         self.local_conv = nn.Conv2d(channels, channels, 1)
-        self.local_bn = nn.BatchNorm2d(channels)
+        self.local_bn = build_norm_layer(norm_cfg, channels)[1]
         self.gate_conv = nn.Conv2d(channels, channels, 1)
-        self.gate_bn = nn.BatchNorm2d(channels)
+        self.gate_bn = build_norm_layer(norm_cfg, channels)[1]
         self.global_conv = nn.Conv2d(channels, channels, 1)
-        self.global_bn = nn.BatchNorm2d(channels)
+        self.global_bn = build_norm_layer(norm_cfg, channels)[1]
 
     def forward(self, local: Tensor, global_: Tensor) -> Tensor:
         """local (B, c, H, W), global_ (B, c, h, w) -> (B, c, H, W)."""
@@ -95,8 +93,9 @@ class TMEM(BaseModule):
         num_blocks (int): Text-aware blocks (reference: 3 for RRSIS-D, 1 for
             RefSegRS).
         reduction (int): ``hidden = sum(in_channels) // reduction``.
-        use_sdpa (bool): See :class:`PixelWordAttention`.
-        linear_projections (bool): See :class:`PixelWordAttention`.
+        norm_cfg (dict): Batch norms (mmcv ``build_norm_layer``): ``BN`` as in
+            the reference; the configs use ``PortableSyncBN``, which is the same
+            in one process and synchronises the statistics across processes.
 
     Shapes:
         4 maps (B, C_i, H_i, W_i) -> 4 maps of the same shapes.
@@ -107,8 +106,7 @@ class TMEM(BaseModule):
                  text_channels: int | None = None,
                  num_blocks: int = 3,
                  reduction: int = 4,
-                 use_sdpa: bool = True,
-                 linear_projections: bool = True,
+                 norm_cfg: dict = dict(type='BN'),
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if text_channels is None:
@@ -122,11 +120,10 @@ class TMEM(BaseModule):
         hidden = total // reduction
         self.reduce = nn.Conv2d(total, hidden, 1)
         self.blocks = nn.ModuleList(
-            [TextAwareBlock(hidden, text_channels, use_sdpa, linear_projections)
-             for _ in range(num_blocks)])
-        self.bn = nn.BatchNorm2d(hidden)
+            [TextAwareBlock(hidden, text_channels) for _ in range(num_blocks)])
+        self.bn = build_norm_layer(norm_cfg, hidden)[1]
         self.expand = nn.Conv2d(hidden, total, 1)
-        self.scale_gates = nn.ModuleList([ScaleAwareGate(c) for c in self.in_channels])
+        self.scale_gates = nn.ModuleList([ScaleAwareGate(c, norm_cfg) for c in self.in_channels])
 
     def forward(self, feats: Sequence[Tensor], text: TextFeatures) -> List[Tensor]:
         """Enhance the stage maps with the expression (see class doc)."""

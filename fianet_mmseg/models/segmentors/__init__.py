@@ -1,3 +1,3 @@
-from .fianet import INPUT_SIZE_PRED, FIANet
+from .fianet import FIANet
 
-__all__ = ['FIANet', 'INPUT_SIZE_PRED']
+__all__ = ['FIANet']

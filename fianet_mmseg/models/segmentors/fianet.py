@@ -11,12 +11,9 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from ...structures import INPUT_SIZE_PRED
 from ..layers import TextFeatures
 from ..utils import stack_text_inputs
-
-#: Data field holding the prediction at the network's input size (the
-#: reference's evaluation protocol); ``pred_sem_seg`` is at the original size.
-INPUT_SIZE_PRED = 'pred_sem_seg_at_input'
 
 
 @MODELS.register_module()
@@ -43,7 +40,7 @@ class FIANet(EncoderDecoder):
     Forward inputs:
         ``inputs`` (B, 3, H, W) normalised images, ``data_samples`` and
         ``text``: a dict of (B, L) tensors with the keys of
-        :data:`~fianet_mmseg.models.utils.TEXT_KEYS` (built from the data
+        :data:`~fianet_mmseg.structures.TEXT_KEYS` (built from the data
         samples when omitted).
     """
 
@@ -171,18 +168,31 @@ class FIANet(EncoderDecoder):
 
         Besides ``seg_logits`` / ``pred_sem_seg`` (resized to the original
         image), every sample gets ``pred_sem_seg_at_input``: the argmax of the
-        logits at the network's input size, padding removed, which is what
-        the reference evaluates.
+        logits at the network's input size, which is what the reference
+        evaluates. It is prepared as mmseg prepares ``seg_logits``: the
+        padding cut off (``img_padding_size`` or ``padding_size``, both
+        (left, right, top, bottom)) and a test-time flip undone.
         """
         at_input = []
         for index in range(seg_logits.shape[0]):
             meta = data_samples[index].metainfo if data_samples is not None else {}
-            top, bottom, left, right = meta.get('padding_size', [0, 0, 0, 0])
-            height, width = seg_logits.shape[2:]
-            logits = seg_logits[index, :, top:height - bottom, left:width - right]
-            at_input.append(logits.argmax(dim=0, keepdim=True))
+            at_input.append(_unpad_and_unflip(seg_logits[index], meta).argmax(dim=0,
+                                                                              keepdim=True))
         results = super().postprocess_result(seg_logits, data_samples)
         for sample, pred in zip(results, at_input):
             sample.set_data({INPUT_SIZE_PRED: PixelData(data=pred)})
         return results
 
+
+def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
+    """(C, H, W) logits of one sample -> without padding, flip undone (mmseg's order)."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size',
+                                                                     [0, 0, 0, 0]))
+    height, width = logits.shape[1:]
+    logits = logits[:, top:height - bottom, left:width - right]
+    if meta.get('flip'):
+        direction = meta.get('flip_direction')
+        if direction not in ('horizontal', 'vertical'):
+            raise ValueError(f'FIANet: unknown flip_direction {direction!r} in the metainfo')
+        logits = logits.flip(dims=(2,) if direction == 'horizontal' else (1,))
+    return logits

@@ -1,7 +1,9 @@
 """HuggingFace BERT as FIANet's text encoder."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+import json
+from collections import OrderedDict
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -49,6 +51,17 @@ class BertTextEncoder(BaseModule):
             FIANet never reads (its pixel-word attentions zero the masked
             words). Not applied under tracing / compilation (the width is
             data-dependent). Default: True.
+        feature_cache_mb (float): Size bound (MiB) of a cache of word
+            features, used only while the encoder cannot change: no BERT
+            parameter requires grad and BERT is in eval mode (the frozen
+            encoder of the CPU demo). Each view of each expression (its words
+            and their positions) is then encoded once; later batches take its
+            features from the cache (least recently used entries go first when
+            the bound is reached). The features are those of
+            ``compact_views``: the view's words as encoded alone, zero
+            elsewhere. The cache is cleared when weights are loaded or the
+            module is moved / cast; it is off under tracing. 0: no cache.
+            Default: 256.
         init_cfg: Unused; the weights come from ``name_or_path``.
 
     Shapes:
@@ -62,6 +75,7 @@ class BertTextEncoder(BaseModule):
                  train_embeddings: bool = False,
                  batched_views: bool = True,
                  compact_views: bool = True,
+                 feature_cache_mb: float = 256.0,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         from transformers import BertConfig, BertModel
@@ -82,6 +96,10 @@ class BertTextEncoder(BaseModule):
                     'encoder.') from err
         self.batched_views = batched_views
         self.compact_views = compact_views
+        if feature_cache_mb < 0:
+            raise ValueError(f'BertTextEncoder: feature_cache_mb must be >= 0, '
+                             f'got {feature_cache_mb}')
+        self.feature_cache = _FeatureCache(int(feature_cache_mb * 2**20))
         num_layers = self.bert.config.num_hidden_layers
         if trainable_layers is None:
             trainable_layers = range(num_layers)
@@ -110,8 +128,48 @@ class BertTextEncoder(BaseModule):
         """Keep the loaded weights (mmengine must not re-initialise BERT)."""
         self._is_init = True
 
+    def get_extra_state(self) -> Tensor:
+        """The encoder's architecture, saved in checkpoints: (N,) uint8, UTF-8 JSON.
+
+        ``{"bert_config": BertConfig.to_dict()}`` travels in the state dict as
+        ``text_encoder._extra_state``, so a checkpoint of this project says which
+        BERT it holds: :func:`~fianet_mmseg.apis.init_model` rebuilds the encoder
+        from it without fetching ``name_or_path`` from a hub. It is a tensor
+        (not a dict) because mmengine broadcasts every state-dict entry as one
+        in distributed runs.
+        """
+        text = json.dumps({'bert_config': self.bert.config.to_dict()}, sort_keys=True)
+        return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
+
+    def set_extra_state(self, state: Tensor) -> None:
+        """Check that a checkpoint's encoder has this encoder's architecture."""
+        stored = decode_architecture(state).get('bert_config') or {}
+        own = self.bert.config.to_dict()
+        keys = ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size',
+                'vocab_size')
+        different = {k: (stored[k], own[k]) for k in keys if k in stored and stored[k] != own[k]}
+        if different:
+            raise ValueError(f'BertTextEncoder: the checkpoint holds another text encoder '
+                             f'architecture (checkpoint, model): {different}')
+
+    def caching(self) -> bool:
+        """Whether :meth:`forward` uses the feature cache (see ``feature_cache_mb``)."""
+        return (self.feature_cache.max_bytes > 0 and not self.bert.training
+                and not _tracing()
+                and not any(p.requires_grad for p in self.bert.parameters()))
+
+    def _apply(self, fn, *args, **kwargs):
+        self.feature_cache.clear()  # .to() / .double() / .cuda(): other features
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.feature_cache.clear()  # other weights
+        super()._load_from_state_dict(*args, **kwargs)
+
     def forward(self, input_ids: Tensor, masks: List[Tensor]) -> List[Tensor]:
         """Encode ``input_ids`` once per mask; returns (B, L, D) per mask."""
+        if self.caching():
+            return self._forward_cached(input_ids, masks)
         if self.compact_views and not _tracing():
             return self._forward_compact(input_ids, masks)
         if self.batched_views:
@@ -137,6 +195,102 @@ class BertTextEncoder(BaseModule):
                                 position_ids=v.position_ids).last_hidden_state for v in views]
         length = input_ids.shape[1]
         return [view.unpack(feats, length) for view, feats in zip(views, hidden)]
+
+    def _forward_cached(self, input_ids: Tensor, masks: List[Tensor]) -> List[Tensor]:
+        """The compact views' features, each (view words, positions) encoded once."""
+        batch, length = input_ids.shape
+        device = input_ids.device
+        autocast = (torch.is_autocast_enabled(device.type)
+                    and torch.get_autocast_dtype(device.type))
+        ids_rows, mask_rows = input_ids.tolist(), [m.bool().tolist() for m in masks]
+        slots, keys = [], []  # (view, row, position) of every word; the key of its view
+        for view, rows in enumerate(mask_rows):
+            for row, keep in enumerate(rows):
+                positions = tuple(i for i, k in enumerate(keep) if k)
+                if not positions:
+                    continue  # a view without words: zero features (as compact_views)
+                keys.append((autocast, tuple(ids_rows[row][i] for i in positions), positions))
+                slots += [(view, row, i) for i in positions]
+        distinct = list(dict.fromkeys(keys))
+        found = {key: self.feature_cache.get(key) for key in distinct
+                 if key in self.feature_cache}
+        missing = [key for key in distinct if key not in found]
+        if missing:
+            encoded = self._encode_words(missing, device)
+            found.update(zip(missing, encoded))
+            self.feature_cache.add(missing, encoded)
+        if not keys:
+            dtype = self.bert.get_input_embeddings().weight.dtype
+            return [input_ids.new_zeros(batch, length, self.width, dtype=dtype) for _ in masks]
+        feats = torch.cat([found[key] for key in keys])
+        out = feats.new_zeros(len(masks), batch, length, self.width)
+        out.index_put_(torch.tensor(slots, device=device).unbind(1), feats)
+        return list(out.unbind(0))
+
+    def _encode_words(self, keys: List[tuple], device: torch.device) -> List[Tensor]:
+        """(word ids, positions) per view -> (n, D) features each, in one BERT call."""
+        width = max(len(places) for _, _, places in keys)
+        # normal (not inference-mode) tensors: the features may later feed a training step
+        with torch.inference_mode(False), torch.no_grad():
+            rows = [(list(words) + [0] * (width - len(words)),
+                     list(places) + [0] * (width - len(places)),
+                     [1] * len(words) + [0] * (width - len(words)))
+                    for _, words, places in keys]
+            ids, positions, attention = torch.tensor(rows, device=device).unbind(1)
+            hidden = self.bert(input_ids=ids, attention_mask=attention,
+                               position_ids=positions).last_hidden_state
+            return [hidden[row, :len(places)].clone()
+                    for row, (_, _, places) in enumerate(keys)]
+
+
+class _FeatureCache:
+    """Least-recently-used store of (n, D) word features, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[Tuple, Tensor] = OrderedDict()
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    def __contains__(self, key: Tuple) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: Tuple) -> Tensor:
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return self.entries[key]
+
+    def add(self, keys: List[Tuple], values: List[Tensor]) -> None:
+        """Store new entries, then drop the least recently used beyond the bound."""
+        self.misses += len(keys)
+        for key, value in zip(keys, values):
+            self.entries[key] = value
+            self.bytes += value.numel() * value.element_size()
+        while self.bytes > self.max_bytes and self.entries:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+    def stats(self) -> Dict[str, int]:
+        return dict(entries=len(self.entries), bytes=self.bytes, hits=self.hits,
+                    misses=self.misses)
+
+
+def decode_architecture(state: Any) -> dict:
+    """The dict stored by :meth:`BertTextEncoder.get_extra_state` ({} if unreadable)."""
+    if isinstance(state, Tensor) and state.dtype == torch.uint8 and state.dim() == 1:
+        try:
+            decoded = json.loads(bytes(state.tolist()).decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
 
 
 def _tracing() -> bool:

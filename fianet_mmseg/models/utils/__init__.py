@@ -1,5 +1,5 @@
 from .ckpt_convert import official_fianet_to_mmseg, official_swin_to_mmseg, unfold_merge_order
-from .text_inputs import TEXT_KEYS, stack_text_inputs
+from .text_inputs import stack_text_inputs
 
-__all__ = ['TEXT_KEYS', 'official_fianet_to_mmseg', 'official_swin_to_mmseg',
+__all__ = ['official_fianet_to_mmseg', 'official_swin_to_mmseg',
            'stack_text_inputs', 'unfold_merge_order']

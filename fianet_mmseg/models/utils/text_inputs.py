@@ -6,9 +6,7 @@ from typing import Dict, Sequence
 import torch
 from torch import Tensor
 
-# Data fields of a sample's ``SegDataSample`` (each a (L,) int64 tensor) and
-# keys of the batched text dict given to :class:`FIANet` (each (B, L)).
-from ...text.tokenization import TEXT_KEYS
+from ...structures import TEXT_KEYS
 
 
 def stack_text_inputs(data_samples: Sequence) -> Dict[str, Tensor]:

@@ -1,4 +1,4 @@
-"""Building blocks of ``tools/analysis/benchmark.py`` and ``profile_step.py``.
+"""Building blocks of ``tools/analysis_tools/benchmark.py`` and ``profile_step.py``.
 
 Config preparation (random weights, speed-up switches, mixed precision),
 synthetic batches in the data loader's format, model / optimizer building,
@@ -21,6 +21,8 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
+from fianet_mmseg.utils.run_config import use_mixed_precision  # noqa: F401  (used by the tools)
+
 #: bert-base-uncased's architecture (its ``config.json``), for random weights.
 BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
                          num_attention_heads=12, intermediate_size=3072,
@@ -28,17 +30,20 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
 
 #: Speed-up switches: name -> the config keys it sets (True: on). The model
 #: switches are constructor arguments that default to on; ``fused_adamw`` is
-#: the optimizer's ``fused`` flag (the project's schedules set it).
+#: the optimizer's ``fused`` flag (the project's schedules set it);
+#: ``text_feature_cache`` is the frozen text encoder's feature cache (on: its
+#: configured size or :data:`FEATURE_CACHE_MB`, off: 0 MiB; it only acts when
+#: the encoder is frozen). A switch stays only while it pays: README
+#: "Performance" lists each one's measured training and inference ratio.
 SPEEDUPS: Dict[str, Tuple[str, ...]] = {
+    'text_feature_cache': ('model.text_encoder.feature_cache_mb',),
     'batched_views': ('model.text_encoder.batched_views',),
     'compact_views': ('model.text_encoder.compact_views',),
-    'pixel_word_sdpa': ('model.backbone.use_sdpa', 'model.neck.use_sdpa'),
-    'linear_projections': ('model.backbone.linear_projections',
-                           'model.neck.linear_projections'),
-    'window_mask_cache': ('model.backbone.cache_window_masks',),
-    'window_sdpa': ('model.backbone.window_sdpa',),
     'fused_adamw': ('optim_wrapper.optimizer.fused',),
 }
+
+#: Size of the text feature cache when ``text_feature_cache`` is on (MiB).
+FEATURE_CACHE_MB = 256.0
 
 #: Optimizers whose torch class takes ``fused``.
 FUSED_OPTIMIZERS = ('Adam', 'AdamW', 'SGD', 'Adagrad')
@@ -70,34 +75,22 @@ def set_speedups(cfg: Config, enabled: Iterable[str]) -> Dict[str, bool]:
                 continue
             if name == 'fused_adamw' and section.get('type') not in FUSED_OPTIMIZERS:
                 continue
+            if name == 'text_feature_cache':
+                size = section.get(option) or FEATURE_CACHE_MB
+                section[option] = size if name in enabled else 0.0
+                continue
             section[option] = name in enabled
     return {name: name in enabled for name in SPEEDUPS}
 
 
 def model_speedups(model: nn.Module, optim_wrapper=None) -> Dict[str, object]:
-    """The switch values of a built model (None: no such part; 'mixed')."""
-    from mmseg.models.backbones.swin import ShiftWindowMSA, WindowMSA
-
-    from ..models.layers import CachedShiftWindowMSA, PixelWordAttention, SDPAWindowMSA
-
-    def summary(flags: List[bool]) -> object:
-        if not flags:
-            return None
-        return flags[0] if all(f == flags[0] for f in flags) else 'mixed'
-
-    modules = list(model.modules())
+    """The switch values of a built model (None: no such part)."""
     encoder = getattr(model, 'text_encoder', None)
+    cache = getattr(encoder, 'feature_cache', None)
     values = dict(
+        text_feature_cache=None if cache is None else cache.max_bytes > 0,
         batched_views=getattr(encoder, 'batched_views', None),
         compact_views=getattr(encoder, 'compact_views', None),
-        pixel_word_sdpa=summary([m.use_sdpa for m in modules
-                                 if isinstance(m, PixelWordAttention)]),
-        linear_projections=summary([m.linear_projections for m in modules
-                                    if isinstance(m, PixelWordAttention)]),
-        window_mask_cache=summary([isinstance(m, CachedShiftWindowMSA) for m in modules
-                                   if isinstance(m, ShiftWindowMSA)]),
-        window_sdpa=summary([isinstance(m, SDPAWindowMSA) for m in modules
-                             if isinstance(m, WindowMSA)]),
         fused_adamw=None)
     if optim_wrapper is not None:
         values['fused_adamw'] = bool(optim_wrapper.optimizer.defaults.get('fused'))
@@ -108,7 +101,7 @@ def local_bert_config(name_or_path: Optional[str]) -> Optional[dict]:
     """The ``config.json`` of a text encoder available on this machine, or None."""
     from transformers import BertConfig
 
-    from ..utils import resolve_pretrained
+    from fianet_mmseg.utils import resolve_pretrained
 
     try:
         path = resolve_pretrained(name_or_path)
@@ -137,35 +130,21 @@ def use_random_weights(cfg: Config) -> dict:
     arch = arch or local_bert_config(encoder.get('name_or_path')) or dict(BERT_BASE_UNCASED)
     encoder.name_or_path = None
     encoder.bert_config = dict(arch)
-    for part in ('backbone', 'neck', 'decode_head'):
-        section = cfg.model.get(part)
-        if section is not None and (section.get('init_cfg') or {}).get('type') == 'Pretrained':
-            section.init_cfg = None
-    if (cfg.model.get('init_cfg') or {}).get('type') == 'Pretrained':
-        cfg.model.init_cfg = None
+    for section in (cfg.model.get(part) for part in ('backbone', 'neck', 'decode_head')):
+        if section is not None:
+            section.init_cfg = _without_pretrained(section.get('init_cfg'))
+    cfg.model.init_cfg = _without_pretrained(cfg.model.get('init_cfg'))
     return dict(arch)
 
 
-def use_mixed_precision(cfg: Config, device: str, dtype: Optional[str] = None) -> str:
-    """Switch ``cfg.optim_wrapper`` to mixed precision; returns the dtype name.
-
-    CPU: :class:`~fianet_mmseg.engine.AutocastOptimWrapper` (bfloat16).
-    GPU: mmengine's ``AmpOptimWrapper`` with dynamic loss scaling, float16
-    unless ``dtype='bfloat16'``.
-    """
-    wrapper = cfg.optim_wrapper
-    if device == 'cpu':
-        if dtype not in (None, 'bfloat16'):
-            raise ValueError(f'CPU mixed precision is bfloat16 only, got {dtype!r}')
-        wrapper.type = 'AutocastOptimWrapper'
-        wrapper.dtype = 'bfloat16'
-        wrapper.pop('loss_scale', None)
-        return 'bfloat16'
-    dtype = dtype or 'float16'
-    wrapper.type = 'AmpOptimWrapper'
-    wrapper.dtype = dtype
-    wrapper.setdefault('loss_scale', 'dynamic')
-    return dtype
+def _without_pretrained(init_cfg):
+    """An ``init_cfg`` (dict, list or None) without its ``Pretrained`` entries."""
+    if isinstance(init_cfg, (list, tuple)):
+        kept = [item for item in init_cfg if item.get('type') != 'Pretrained']
+        return kept or None
+    if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
+        return None
+    return init_cfg
 
 
 def tokenize_expressions(expressions: Sequence[str], max_length: int,
@@ -177,8 +156,8 @@ def tokenize_expressions(expressions: Sequence[str], max_length: int,
         or None when the tokenizer (default: the offline demo vocabulary,
         uncased BERT) is not installed.
     """
-    from ..text import ExpressionEncoder, TextDecoupler
-    from ..utils import DEMO_TEXT_ENCODER
+    from fianet_mmseg.text import ExpressionEncoder, TextDecoupler
+    from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
     try:
         encoder = ExpressionEncoder(tokenizer or DEMO_TEXT_ENCODER, max_length)
@@ -222,7 +201,7 @@ def synthetic_batch(batch: int, size: Tuple[int, int], length: int, vocab_size: 
 
     Images are uint8 (3, H, W); each sample has a rectangular referred
     object in ``gt_sem_seg`` and the four text fields of
-    :data:`~fianet_mmseg.models.utils.TEXT_KEYS` (L,): taken in turn from
+    :data:`~fianet_mmseg.structures.TEXT_KEYS` (L,): taken in turn from
     ``texts`` (see :func:`tokenize_expressions`) or made by
     :func:`random_text`.
 
@@ -300,19 +279,41 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(step: Callable[[], None], iters: int, warmup: int,
-               device: str = 'cpu') -> List[float]:
-    """Run ``warmup`` untimed then ``iters`` timed steps; seconds per step."""
+def time_steps(step: Callable[[], None], iters: int, warmup: int, device: str = 'cpu',
+               usage: Optional[List[Dict[str, float]]] = None) -> List[float]:
+    """Run ``warmup`` untimed then ``iters`` timed steps; seconds per step.
+
+    ``usage``, if given, receives per timed step the process's ``user_s`` and
+    ``sys_s`` CPU seconds (all threads; less sensitive than the wall time to
+    other programs taking turns on the cores) and its ``minor_faults`` (pages
+    the kernel had to map: freshly allocated memory touched for the first time).
+    """
     for _ in range(warmup):
         step()
     synchronize(device)
     times = []
     for _ in range(iters):
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         step()
         synchronize(device)
         times.append(time.perf_counter() - start)
+        if usage is not None:
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            usage.append(dict(user_s=after.ru_utime - before.ru_utime,
+                              sys_s=after.ru_stime - before.ru_stime,
+                              minor_faults=after.ru_minflt - before.ru_minflt))
     return times
+
+
+def cpu_seconds(usage: List[Dict[str, float]]) -> List[float]:
+    """User + system seconds per step of a :func:`time_steps` ``usage`` list."""
+    return [u['user_s'] + u['sys_s'] for u in usage]
+
+
+def usage_summary(usage: List[Dict[str, float]]) -> Dict[str, float]:
+    """Medians of the per-step system seconds and minor page faults."""
+    return dict(sys_s=round(statistics.median(u['sys_s'] for u in usage), 4),
+                minor_faults=statistics.median(u['minor_faults'] for u in usage))
 
 
 def summarize_times(times: List[float]) -> dict:
@@ -377,6 +378,132 @@ class PeakMemory:
             self.scope = 'process'
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return dict(kind='cpu_peak_rss', scope=self.scope, peak_mb=peak)
+
+
+def paired_ratios(times: Dict[str, List[float]], baseline: str) -> Dict[str, dict]:
+    """Per round ``baseline time / path time``, summarised (median, quartiles, range).
+
+    ``times`` holds one value per round for every path, rounds aligned (the
+    interleaved benchmark runs one step of every path per round, so a slow
+    spell of the machine hits the paths of a round alike).
+    """
+    out = {}
+    for path, values in times.items():
+        ratios = [base / value for base, value in zip(times[baseline], values)]
+        stats = summarize_times(ratios)
+        out[path] = {k: round(v, 3) for k, v in stats.items() if k != 'all'}
+    return out
+
+
+#: The reference's loss (FIANET_SPEC section 7): 0.9 * weighted cross-entropy
+#: (class weights 0.9 / 1.1) + 0.1 * Dice summed over samples and classes.
+REFERENCE_CE_WEIGHT, REFERENCE_CLASS_WEIGHTS, REFERENCE_DICE_WEIGHT = 0.9, (0.9, 1.1), 0.1
+
+
+def text_encoder_arch(cfg: Config) -> dict:
+    """BERT architecture of the config's text encoder (as :func:`use_random_weights`)."""
+    encoder = cfg.model.text_encoder
+    if encoder.get('name_or_path') is None and encoder.get('bert_config'):
+        return dict(encoder.bert_config)
+    return local_bert_config(encoder.get('name_or_path')) or dict(BERT_BASE_UNCASED)
+
+
+def build_reference(cfg: Config, device: str = 'cpu') -> nn.Module:
+    """The test oracle ``tests/reference_fianet.py`` at the config's sizes.
+
+    The oracle is the plain re-implementation of the reference model (BERT run
+    once per view, the official Swin written out, explicit attention). It gets
+    the config's widths, depths, heads, window, fusion heads, TMEM blocks,
+    decoder width and text encoder architecture, random weights, and trains the
+    same text encoder parameters as the config (embeddings and
+    ``trainable_layers``; a fully frozen encoder stays in eval mode, as the
+    project's does). Not built: the demo's absolute position embedding (one
+    addition).
+    """
+    tests_dir = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'tests')
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    from reference_fianet import Decoder, ReferenceFIANet
+
+    backbone, neck = cfg.model.backbone, cfg.model.get('neck')
+    if neck is None:
+        raise ValueError('the reference oracle always has TMEM; the config has neck=None')
+    depths = list(backbone.depths)
+    heads = backbone.get('fusion_num_heads', 1)
+    heads = [heads] * len(depths) if isinstance(heads, int) else list(heads)
+    model = ReferenceFIANet(embed=backbone.embed_dims, depths=depths,
+                            heads=list(backbone.num_heads), window=backbone.window_size,
+                            fusion_heads=heads, tmem_blocks=neck.get('num_blocks', 3),
+                            bert=text_encoder_arch(cfg))
+    dims = [backbone.embed_dims * 2**i for i in range(len(depths))]
+    model.classifier = Decoder(dims, cfg.model.decode_head.get('channels', 512))
+    encoder = cfg.model.text_encoder
+    trainable = encoder.get('trainable_layers', list(range(10)))
+    bert = model.text_encoder
+    layers = range(bert.config.num_hidden_layers) if trainable is None else set(trainable)
+    bert.embeddings.requires_grad_(bool(encoder.get('train_embeddings', False)))
+    for index, layer in enumerate(bert.encoder.layer):
+        layer.requires_grad_(index in layers)
+    model.text_frozen = not any(p.requires_grad for p in bert.parameters())
+    return model.to(device)
+
+
+def make_reference_step(model: nn.Module, data: dict, mode: str, cfg: Config,
+                        device: str = 'cpu') -> Callable[[], None]:
+    """One training step (the reference's loss, torch's AdamW) or one inference.
+
+    Every call normalises the uint8 batch as the data preprocessor does (the
+    project's step includes it too).
+    """
+    import torch.nn.functional as F
+
+    from fianet_mmseg.structures import TEXT_KEYS
+
+    pre = cfg.model.data_preprocessor
+    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
+    images = torch.stack(data['inputs']).to(device)
+    samples = data['data_samples']
+    text = {key: torch.stack([s.get(key) for s in samples]).to(device) for key in TEXT_KEYS}
+    target = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(device)
+
+    def normalised() -> Tensor:
+        img = images.float()
+        if pre.get('bgr_to_rgb', False):
+            img = img.flip(1)
+        return (img - mean) / std
+
+    if mode == 'infer':
+        model.eval()
+
+        def infer() -> None:
+            with torch.no_grad():
+                model(normalised(), **text).argmax(dim=1)
+
+        return infer
+    if mode != 'train':
+        raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
+    model.train()
+    if getattr(model, 'text_frozen', False):
+        model.text_encoder.eval()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=cfg.optim_wrapper.optimizer.get('lr', 3e-5),
+                                  weight_decay=0.01)
+    class_weights = torch.tensor(REFERENCE_CLASS_WEIGHTS, device=device)
+
+    def train() -> None:
+        logits = model(normalised(), **text)
+        probs = logits.softmax(dim=1)
+        onehot = F.one_hot(target, 2).permute(0, 3, 1, 2).to(probs.dtype)
+        dice = 1 - (2 * (probs * onehot).sum((2, 3)) + 1e-6) / \
+            (probs.sum((2, 3)) + onehot.sum((2, 3)) + 1e-6)
+        loss = REFERENCE_CE_WEIGHT * F.cross_entropy(logits, target, weight=class_weights) \
+            + REFERENCE_DICE_WEIGHT * dice.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return train
 
 
 def load_average() -> Optional[List[float]]:

@@ -2,17 +2,17 @@
 
 Runs ``--warmup`` unprofiled training steps, then profiles ``--steps`` steps
 with ``torch.profiler`` (CPU activity) and splits the self CPU time into the
-parts of :data:`fianet_mmseg.engine.step_profiler.PARTS`: data preprocessor,
+parts of :data:`step_profiler.PARTS`: data preprocessor,
 text encoder, Swin blocks, the rest of the Swin backbone (patch embedding,
 patch merging, stage norms), FIAM, TMEM, decoder, loss (incl. resizing the
 logits), optimizer (step + zero_grad), gradient accumulation into ``.grad``,
 other. Backward time goes to the part whose forward created the autograd
 node. Prints a table, the slowest operators (``--top``) and one JSON line.
 Profiling inflates cheap operators: compare shares, not absolute times,
-with ``tools/analysis/benchmark.py``. Examples::
+with ``tools/analysis_tools/benchmark.py``. Examples::
 
-    python tools/analysis/profile_step.py configs/fianet_tiny_synthetic.py --batch 8
-    python tools/analysis/profile_step.py configs/fianet_swin-b_rrsisd.py \\
+    python tools/analysis_tools/profile_step.py configs/fianet_tiny_synthetic.py --batch 8
+    python tools/analysis_tools/profile_step.py configs/fianet_swin-b_rrsisd.py \\
         --random-init --batch 1 --size 224 224
 """
 from __future__ import annotations
@@ -33,11 +33,12 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-import fianet_mmseg  # noqa: E402,F401  (stand-ins, registration)
-from fianet_mmseg.engine import benchmarking as bench  # noqa: E402
-from fianet_mmseg.engine import step_profiler  # noqa: E402
+import fianet_mmseg  # noqa: E402
 
+fianet_mmseg.register_all_modules()
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import benchmarking as bench  # noqa: E402  (this folder's helpers)
+import step_profiler  # noqa: E402
 from benchmark import PATHS, prepare_config, synthetic_data  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 Example (from the repository root)::
 
-    python tools/analysis/decouple.py "The gray storage tank on the lower left" \
+    python tools/analysis_tools/decouple.py "The gray storage tank on the lower left" \
         "light-duty vehicle driving on the road" --dataset refsegrs
 """
 from __future__ import annotations

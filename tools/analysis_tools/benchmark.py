@@ -7,23 +7,38 @@ inference: ``model.test_step`` without gradients) and prints ONE JSON line.
 Examples::
 
     # Swin-B FIANet without any download (random weights, bert-base sizes)
-    python tools/analysis/benchmark.py configs/fianet_swin-b_rrsisd.py \\
+    python tools/analysis_tools/benchmark.py configs/fianet_swin-b_rrsisd.py \\
         --random-init --batch 2 --size 480 480 --iters 3 --warmup 2
     # the CPU demo, straightforward path against the fast path (one JSON line
     # per variant, each in its own process, then a summary line)
-    python tools/analysis/benchmark.py configs/fianet_tiny_synthetic.py \\
+    python tools/analysis_tools/benchmark.py configs/fianet_tiny_synthetic.py \\
         --batch 8 --iters 10 --compare straightforward fast
     # every speed-up on its own (on top of the straightforward path), all paths
     # in one process, steps alternating (robust to a drifting machine)
-    python tools/analysis/benchmark.py configs/fianet_tiny_synthetic.py --compare \
+    python tools/analysis_tools/benchmark.py configs/fianet_tiny_synthetic.py --compare \
         --interleave
 
 ``--path`` picks the speed-up switches (see
-:data:`fianet_mmseg.engine.benchmarking.SPEEDUPS`): ``config`` (as the
+:data:`benchmarking.SPEEDUPS`): ``config`` (as the
 config says: every model switch defaults to on, the schedules fuse AdamW),
 ``fast`` (all on, fused AdamW included), ``straightforward`` (all off) or one
-switch name (only that one on). ``--amp``: bfloat16 autocast on CPU
-(``AutocastOptimWrapper``), float16 AMP on GPU (``AmpOptimWrapper``).
+switch name (only that one on). ``reference`` times the test oracle
+``tests/reference_fianet.py`` (the plain re-implementation of the reference
+model, see :func:`benchmarking.build_reference`) at the config's sizes, with the
+reference's loss and torch's default AdamW: compare it with ``config`` in one
+run for the project-to-reference ratio::
+
+    python tools/analysis_tools/benchmark.py configs/fianet_swin-b_rrsisd.py \
+        --random-init --batch 2 --size 480 480 --iters 2 --warmup 1 \
+        --compare config reference --interleave
+
+``--amp``: bfloat16 autocast on CPU (``AutocastOptimWrapper``), float16 AMP on
+GPU (``AmpOptimWrapper``).
+
+Every record holds the wall time per step (``step_s``) and the process CPU
+time per step (``cpu_s``, user + system of all threads). The interleaved
+comparison adds, per path, the per-round ratio to the ``straightforward`` and
+to the ``reference`` path (median, quartiles and range over the rounds).
 """
 from __future__ import annotations
 
@@ -34,7 +49,7 @@ import os.path as osp
 import platform
 import subprocess
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -43,13 +58,15 @@ os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
-import fianet_mmseg  # noqa: E402,F401  (stand-ins, registration)
-from fianet_mmseg.engine import benchmarking as bench  # noqa: E402
+import fianet_mmseg  # noqa: E402
 
+fianet_mmseg.register_all_modules()
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import benchmarking as bench  # noqa: E402  (this folder's helpers)
 from benchmark_text import EXPRESSIONS  # noqa: E402  (RRSIS-D / RefSegRS-style)
 
-PATHS = ('config', 'fast', 'straightforward') + tuple(bench.SPEEDUPS)
+REFERENCE = 'reference'
+PATHS = ('config', 'fast', 'straightforward') + tuple(bench.SPEEDUPS) + (REFERENCE,)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -115,7 +132,7 @@ def prepare_config(args: argparse.Namespace) -> tuple:
     notes = {}
     if args.random_init:
         notes['text_encoder_arch'] = bench.use_random_weights(cfg)
-    if args.path == 'fast':
+    if args.path in ('fast', REFERENCE):
         bench.set_speedups(cfg, bench.SPEEDUPS)
     elif args.path == 'straightforward':
         bench.set_speedups(cfg, ())
@@ -131,11 +148,12 @@ def prepare_config(args: argparse.Namespace) -> tuple:
     return cfg, notes
 
 
-def synthetic_data(args: argparse.Namespace, cfg: Config, model) -> tuple:
+def synthetic_data(args: argparse.Namespace, cfg: Config, model,
+                   vocab: Optional[int] = None) -> tuple:
     """The synthetic batch of the run and a description of its text."""
     size = tuple(args.size or cfg.get('img_scale') or (480, 480))
     length = args.length or cfg.get('max_length') or 22
-    vocab = model.text_encoder.bert.config.vocab_size
+    vocab = vocab or model.text_encoder.bert.config.vocab_size
     texts = None
     if args.text == 'expressions' and vocab >= 30522:
         texts = bench.tokenize_expressions(EXPRESSIONS, length)
@@ -144,35 +162,59 @@ def synthetic_data(args: argparse.Namespace, cfg: Config, model) -> tuple:
                       text='expressions' if texts else 'random')
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Build, warm up, time; returns the JSON record."""
+def build_path(args: argparse.Namespace) -> tuple:
+    """The model, optim wrapper, config, notes, step and input description of ``args.path``."""
     from mmengine.optim import build_optim_wrapper
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    load_start = bench.load_average()
     cfg, notes = prepare_config(args)
+    if args.path == REFERENCE:
+        if args.amp:
+            raise ValueError('--amp is not supported for the reference path')
+        model = bench.build_reference(cfg, args.device)
+        bert = model.text_encoder
+        data, inputs = synthetic_data(args, cfg, model, bert.config.vocab_size)
+        step = bench.make_reference_step(model, data, args.mode, cfg, args.device)
+        return model, None, cfg, notes, step, inputs
     model = bench.build_model(cfg, args.device)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) if args.mode == 'train' \
         else None
     data, inputs = synthetic_data(args, cfg, model)
     step = bench.make_step(model, data, args.mode, optim_wrapper,
                            amp_dtype=notes['amp'] if args.mode == 'infer' else None)
+    return model, optim_wrapper, cfg, notes, step, inputs
+
+
+def speedups_of(path: str, model, optim_wrapper) -> Optional[dict]:
+    return None if path == REFERENCE else bench.model_speedups(model, optim_wrapper)
+
+
+def rounded_stats(values: List[float]) -> dict:
+    return {k: [round(t, 4) for t in v] if k == 'all' else round(v, 4)
+            for k, v in bench.summarize_times(values).items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Build, warm up, time; returns the JSON record."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_start = bench.load_average()
+    model, optim_wrapper, cfg, notes, step, inputs = build_path(args)
     memory = bench.PeakMemory(args.device)
     memory_after_build = memory.current_mb()
     memory.reset()
-    times = bench.time_steps(step, args.iters, args.warmup, args.device)
+    usage: List[dict] = []
+    times = bench.time_steps(step, args.iters, args.warmup, args.device, usage)
     stats = bench.summarize_times(times)
     record = dict(
         config=osp.basename(args.config), mode=args.mode, device=args.device,
         batch=args.batch, **inputs, iters=args.iters,
-        warmup=args.warmup, path=args.path, speedups=bench.model_speedups(model, optim_wrapper),
+        warmup=args.warmup, path=args.path,
+        speedups=speedups_of(args.path, model, optim_wrapper),
         amp=notes['amp'], with_cp=bool(cfg.model.backbone.get('with_cp', False)),
         random_init=args.random_init, optim_wrapper=cfg.optim_wrapper.get('type'),
-        step_s={k: [round(t, 4) for t in v] if k == 'all' else round(v, 4)
-                for k, v in stats.items()},
-        samples_per_s=round(args.batch / stats['median'], 3),
+        step_s=rounded_stats(times), cpu_s=rounded_stats(bench.cpu_seconds(usage)),
+        **bench.usage_summary(usage), samples_per_s=round(args.batch / stats['median'], 3),
         memory=dict(memory.peak(), after_build_mb=memory_after_build),
         params=bench.count_parameters(model),
         threads=torch.get_num_threads(), torch=torch.__version__,
@@ -204,14 +246,26 @@ def child_argv(argv: Sequence[str], path: str) -> List[str]:
     return out + ['--path', path]
 
 
-def summary_line(records: dict) -> dict:
-    """Medians, peaks and speed-ups against the straightforward path."""
+def summary_line(records: dict, rounds: Optional[Dict[str, Dict[str, List[float]]]] = None
+                 ) -> dict:
+    """Medians, peaks and speed-ups against the straightforward and reference paths.
+
+    ``rounds`` (interleaved runs): per kind (``step_s``, ``cpu_s``) the per-round
+    times of every path, for the paired ratios of :func:`benchmarking.paired_ratios`.
+    """
     summary = dict(step_s_median={p: r['step_s']['median'] for p, r in records.items()},
+                   cpu_s_median={p: (r.get('cpu_s') or {}).get('median')
+                                 for p, r in records.items()},
                    peak_mb={p: (r['memory'] or {}).get('peak_mb') for p, r in records.items()})
-    if 'straightforward' in records:
-        base = records['straightforward']['step_s']['median']
-        summary['speedup_vs_straightforward'] = {
+    for baseline in ('straightforward', REFERENCE):
+        if baseline not in records:
+            continue
+        base = records[baseline]['step_s']['median']
+        summary[f'speedup_vs_{baseline}'] = {
             p: round(base / r['step_s']['median'], 3) for p, r in records.items()}
+        for kind, times in (rounds or {}).items():
+            summary[f'paired_{kind}_speedup_vs_{baseline}'] = bench.paired_ratios(times,
+                                                                                  baseline)
     return dict(summary=summary)
 
 
@@ -232,29 +286,23 @@ def compare(argv: Sequence[str], paths: Sequence[str]) -> None:
 
 def compare_interleaved(args: argparse.Namespace, paths: Sequence[str]) -> None:
     """All paths in this process; round r runs one step of each, order rotated."""
-    from mmengine.optim import build_optim_wrapper
-
     if args.threads:
         torch.set_num_threads(args.threads)
     load_start = bench.load_average()
     steps, models = {}, {}
     for path in paths:
-        torch.manual_seed(args.seed)
-        cfg, notes = prepare_config(argparse.Namespace(**{**vars(args), 'path': path}))
-        model = bench.build_model(cfg, args.device)
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) \
-            if args.mode == 'train' else None
-        data, inputs = synthetic_data(args, cfg, model)
-        steps[path] = bench.make_step(model, data, args.mode, optim_wrapper,
-                                      amp_dtype=notes['amp'] if args.mode == 'infer' else None)
+        model, optim_wrapper, cfg, notes, steps[path], inputs = build_path(
+            argparse.Namespace(**{**vars(args), 'path': path}))
         models[path] = (model, optim_wrapper, cfg, notes)
         for _ in range(args.warmup):
             steps[path]()
     times = {path: [] for path in paths}
+    usage = {path: [] for path in paths}
     for round_index in range(args.iters):
         shift = round_index % len(paths)
         for path in list(paths[shift:]) + list(paths[:shift]):
-            times[path] += bench.time_steps(steps[path], 1, 0, args.device)
+            times[path] += bench.time_steps(steps[path], 1, 0, args.device, usage[path])
+    cpu_times = {path: bench.cpu_seconds(usage[path]) for path in paths}
     records = {}
     for path in paths:
         model, optim_wrapper, cfg, notes = models[path]
@@ -262,15 +310,15 @@ def compare_interleaved(args: argparse.Namespace, paths: Sequence[str]) -> None:
         records[path] = dict(
             config=osp.basename(args.config), mode=args.mode, device=args.device,
             batch=args.batch, **inputs, iters=args.iters, warmup=args.warmup, path=path,
-            interleaved=True, speedups=bench.model_speedups(model, optim_wrapper),
+            interleaved=True, speedups=speedups_of(path, model, optim_wrapper),
             amp=notes['amp'], with_cp=bool(cfg.model.backbone.get('with_cp', False)),
-            step_s={k: [round(t, 4) for t in v] if k == 'all' else round(v, 4)
-                    for k, v in stats.items()},
+            step_s=rounded_stats(times[path]), cpu_s=rounded_stats(cpu_times[path]),
+            **bench.usage_summary(usage[path]),
             samples_per_s=round(args.batch / stats['median'], 3), memory=None,
             threads=torch.get_num_threads(),
             load_avg=dict(start=load_start, end=bench.load_average()))
         print(json.dumps(records[path]), flush=True)
-    print(json.dumps(summary_line(records)), flush=True)
+    print(json.dumps(summary_line(records, dict(step_s=times, cpu_s=cpu_times))), flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

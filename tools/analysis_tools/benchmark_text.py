@@ -3,7 +3,7 @@
 Prints one JSON line with the median and 90th percentile in microseconds of the
 decoupling, the tokenisation (ids + three masks) and both together. Example::
 
-    python tools/analysis/benchmark_text.py --n 2000
+    python tools/analysis_tools/benchmark_text.py --n 2000
 """
 from __future__ import annotations
 

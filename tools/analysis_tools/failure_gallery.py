@@ -1,6 +1,6 @@
 """Overlays of the K worst expressions of a test run: prediction | ground truth.
 
-    python tools/analysis/failure_gallery.py RESULTS.jsonl CONFIG CHECKPOINT \
+    python tools/analysis_tools/failure_gallery.py RESULTS.jsonl CONFIG CHECKPOINT \
         --out-dir DIR [--k 10] [--ann-file ANN.jsonl] [--device cpu] [--cfg-options ...]
 
 RESULTS.jsonl is the per-sample file of ``tools/test.py --out``. The K lines
@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import importlib.util
 import os
 import os.path as osp
+import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -34,14 +34,8 @@ from mmseg.registry import DATASETS
 from fianet_mmseg.apis import inference_model, init_model
 from fianet_mmseg.visualization import mask_iou, render_comparison
 
-
-def _per_category_module():
-    """tools/analysis/per_category.py (for its results reader)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'per_category.py')
-    spec = importlib.util.spec_from_file_location('per_category', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # this folder's scripts
+from per_category import read_results  # noqa: E402
 
 
 def worst(records: Sequence[dict], k: int) -> List[dict]:
@@ -86,7 +80,7 @@ def make_gallery(results_file: str, config: str, checkpoint: str, out_dir: str, 
                  ann_file: Optional[str] = None, device: str = 'cpu',
                  cfg_options: Optional[dict] = None, batch_size: int = 8) -> List[str]:
     """Write the overlays and ``index.csv``; returns the overlay paths, worst first."""
-    records = worst(_per_category_module().read_results(results_file), k)
+    records = worst(read_results(results_file), k)
     model = init_model(config, checkpoint, device=device, cfg_options=cfg_options)
     ann_file, infos = load_annotations(model, ann_file)
     truths = match_ground_truth(records, infos, results_file, ann_file)

@@ -1,6 +1,6 @@
 """Per-category scores of a test run, from the file ``tools/test.py --out`` writes.
 
-    python tools/analysis/per_category.py RESULTS.jsonl [--sort miou|oiou|p|count|name]
+    python tools/analysis_tools/per_category.py RESULTS.jsonl [--sort miou|oiou|p|count|name]
         [--threshold 0.5] [--json SUMMARY.json]
         [--gallery-dir DIR --config CONFIG --checkpoint CKPT [--k 10] ...]
 
@@ -12,19 +12,21 @@ from each line's ``I`` and ``U`` (``U = 0`` counts as IoU 0, as in
 Categories are sorted by mIoU, best first (``--sort``); the totals come last.
 
 With ``--gallery-dir`` it also writes the failure gallery of the ``--k``
-worst expressions (see ``tools/analysis/failure_gallery.py``).
+worst expressions (see ``tools/analysis_tools/failure_gallery.py``).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os.path as osp
+import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import DictAction
 from prettytable import PrettyTable
+
+from fianet_mmseg.utils.jsonl import read_jsonl
 
 NO_CATEGORY = '(none)'
 TOTAL = 'all'
@@ -50,23 +52,13 @@ def read_results(path: str) -> List[dict]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'results file {path} does not exist')
     records = []
-    with open(path, encoding='utf-8') as file:
-        for line_no, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            where = f'{path}, line {line_no}'
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f'{where}: not valid JSON ({err})') from err
-            if not isinstance(record, dict):
-                raise ValueError(f'{where}: expected a JSON object')
-            intersection, union = _count(record, 'I', where), _count(record, 'U', where)
-            if intersection > union:
-                raise ValueError(f'{where}: I = {intersection} is larger than U = {union}')
-            record.update(I=intersection, U=union, line=line_no,
-                          iou=intersection / union if union else 0.0)
-            records.append(record)
+    for line_no, where, record in read_jsonl(path):
+        intersection, union = _count(record, 'I', where), _count(record, 'U', where)
+        if intersection > union:
+            raise ValueError(f'{where}: I = {intersection} is larger than U = {union}')
+        record.update(I=intersection, U=union, line=line_no,
+                      iou=intersection / union if union else 0.0)
+        records.append(record)
     if not records:
         raise ValueError(f'{path}: no results')
     return records
@@ -138,12 +130,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _gallery_module():
-    """tools/analysis/failure_gallery.py (a script folder, not a package)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'failure_gallery.py')
-    spec = importlib.util.spec_from_file_location('failure_gallery', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/analysis_tools/failure_gallery.py, imported on demand (it loads the model code)."""
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # this folder's scripts
+    import failure_gallery
+
+    return failure_gallery
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:

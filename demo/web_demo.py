@@ -1,0 +1,311 @@
+"""Browser demo: upload an image, type an expression, see what FIANet segments.
+
+    python demo/web_demo.py CONFIG CHECKPOINT [--host 127.0.0.1] [--port 7860] [--device cpu] \
+        [--cfg-options KEY=VALUE ...]
+
+then open http://127.0.0.1:7860. Needs gradio (``pip install "fianet-mmseg[web]"``);
+GeoTIFF uploads need rasterio too (``[geo]``).
+
+The page takes a PNG, JPEG or GeoTIFF (bands, a pixel window and the
+percentile stretch of :func:`fianet_mmseg.apis.read_geotiff` are under "Raster
+options") and an expression, and shows:
+
+* the overlay (the image's size; the mask and the expression with its phrases);
+* the expression with the decoupled object phrase and position phrases
+  highlighted;
+* the text as the model receives it: one row per wordpiece position (padding
+  included) with its attention, object and position mask values;
+* downloads: the mask (a georeferenced GeoTIFF for a GeoTIFF upload, 1 object,
+  0 background, 255 no data; else a PNG, 255 object) and the mask's polygons as
+  GeoJSON (the source's CRS or EPSG:4326; pixel coordinates for plain images).
+
+The page loads no resource from outside the server (system fonts).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import re
+import shutil
+import tempfile
+from typing import Any, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from mmengine.config import DictAction
+
+from fianet_mmseg.apis import (
+    inference_model,
+    init_model,
+    prediction_to_geojson,
+    read_geotiff,
+    wordpiece_masks,
+    write_geojson,
+    write_mask_geotiff,
+)
+from fianet_mmseg.apis.geo import DEFAULT_PERCENTILES, GeoImage, is_tiff
+from fianet_mmseg.visualization import locate_phrases, render_prediction
+
+WEB_INSTALL_HINT = 'pip install "fianet-mmseg[web]"'
+UPLOAD_TYPES = ['.png', '.jpg', '.jpeg', '.tif', '.tiff']
+SOURCE_CRS = 'source CRS'
+GEOJSON_CRS_CHOICES = [SOURCE_CRS, 'EPSG:4326']
+PHRASE_COLORS = {'object': '#ffa000', 'position': '#00c8ff', 'object + position': '#9be15d'}
+TABLE_HEADERS = ['#', 'wordpiece', 'attention', 'object', 'position']
+#: Small images (64-pixel tiles) are drawn enlarged, pixels kept sharp.
+PAGE_CSS = ('#overlay img { width: 100%; height: 100%; object-fit: contain; '
+            'image-rendering: pixelated; }')
+
+
+def require_gradio() -> Any:
+    """Import gradio (analytics off), or raise an ImportError naming the extra."""
+    os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+    try:
+        import gradio
+    except ImportError as err:
+        raise ImportError(f'the web demo needs gradio: {WEB_INSTALL_HINT}') from err
+    return gradio
+
+
+def parse_ints(text: Optional[str], name: str, counts: Sequence[int]) -> Optional[List[int]]:
+    """Integers separated by spaces or commas; None for an empty field.
+
+    Raises:
+        ValueError: Not integers, or not one of ``counts`` of them.
+    """
+    if text is None or not str(text).strip():
+        return None
+    parts = [part for part in re.split(r'[\s,]+', str(text).strip()) if part]
+    try:
+        values = [int(part) for part in parts]
+    except ValueError as err:
+        raise ValueError(f'{name}: expected integers, got {text!r}') from err
+    if len(values) not in counts:
+        raise ValueError(f'{name}: expected {" or ".join(map(str, counts))} integers, got '
+                         f'{len(values)}')
+    return values
+
+
+def highlight_phrases(expression: str, object_phrase: Optional[str],
+                      spatial_phrases: Sequence[str]) -> List[Tuple[str, Optional[str]]]:
+    """The expression as ``(text, label)`` runs; labels ``object`` / ``position`` / None."""
+    object_span, spatial_spans = locate_phrases(expression, object_phrase, spatial_phrases)
+    labels: List[Optional[str]] = [None] * len(expression)
+    for start, end in spatial_spans:
+        labels[start:end] = ['position'] * (end - start)
+    if object_span is not None:
+        start, end = object_span
+        labels[start:end] = ['object + position' if label else 'object'
+                             for label in labels[start:end]]
+    runs: List[Tuple[str, Optional[str]]] = []
+    for char, label in zip(expression, labels):
+        if runs and runs[-1][1] == label:
+            runs[-1] = (runs[-1][0] + char, label)
+        else:
+            runs.append((char, label))
+    return runs
+
+
+class Segmenter:
+    """What the page does for one upload and expression, without gradio.
+
+    Args:
+        model: A model from :func:`~fianet_mmseg.apis.init_model`.
+        work_dir: Where the downloads are written (one ``request_*`` sub-folder
+            per request; only the newest ``keep`` are kept).
+        alpha: Mask opacity of the overlay.
+        keep: Request folders to keep.
+    """
+
+    def __init__(self, model, work_dir: Optional[str] = None, alpha: float = 0.5,
+                 keep: int = 16) -> None:
+        self.model = model
+        self.work_dir = work_dir or tempfile.mkdtemp(prefix='fianet_web_')
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.alpha = alpha
+        self.keep = keep
+
+    def _request_dir(self) -> str:
+        """A new folder for one request's downloads; the oldest beyond ``keep`` go."""
+        folder = tempfile.mkdtemp(prefix='request_', dir=self.work_dir)
+        ours = [osp.join(self.work_dir, name) for name in os.listdir(self.work_dir)
+                if name.startswith('request_')]
+        ours.sort(key=osp.getmtime)
+        for old in ours[:-self.keep]:
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def load(self, path: str, bands: Optional[str] = None, window: Optional[str] = None,
+             low: float = DEFAULT_PERCENTILES[0], high: float = DEFAULT_PERCENTILES[1]
+             ) -> Tuple[np.ndarray, Optional[GeoImage]]:
+        """``(RGB image, GeoImage or None)``: TIFFs (or raster options) through rasterio."""
+        band_list = parse_ints(bands, 'bands', (1, 3))
+        window_list = parse_ints(window, 'window', (4,))
+        raster = is_tiff(path) or band_list is not None or window_list is not None
+        if raster:
+            geo = read_geotiff(path, bands=band_list, window=window_list,
+                               percentiles=(float(low), float(high)))
+            return geo.image, geo
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f'cannot read the image {osp.basename(path)} (PNG, JPEG or '
+                             'GeoTIFF expected)')
+        return np.ascontiguousarray(bgr[..., ::-1]), None
+
+    def __call__(self, path: Optional[str], expression: Optional[str],
+                 bands: Optional[str] = None, window: Optional[str] = None,
+                 low: float = DEFAULT_PERCENTILES[0], high: float = DEFAULT_PERCENTILES[1],
+                 geojson_crs: str = SOURCE_CRS) -> dict:
+        """Segment; returns ``overlay`` (RGB), ``phrases``, ``table``, ``mask_file``,
+        ``geojson_file`` and ``info`` (Markdown).
+
+        Raises:
+            ValueError: No upload, empty expression, unreadable image, bad options.
+        """
+        if not path:
+            raise ValueError('upload an image first')
+        if not expression or not expression.strip():
+            raise ValueError('type an expression')
+        rgb, geo = self.load(path, bands, window, low, high)
+        model_input = geo if geo is not None else np.ascontiguousarray(rgb[..., ::-1])
+        result = inference_model(self.model, model_input, expression.strip())
+        meta = result.metainfo
+        mask = result.pred_sem_seg.data[0].cpu().numpy() > 0
+        if geo is not None:
+            mask &= geo.valid
+        overlay = render_prediction(rgb, mask, meta['expression'], meta.get('object_phrase'),
+                                    meta.get('spatial_phrases'), alpha=self.alpha)
+        out_dir = self._request_dir()
+        if geo is not None:
+            mask_file = write_mask_geotiff(osp.join(out_dir, 'mask.tif'), mask, geo,
+                                           tags=dict(expression=meta['expression']))
+        else:
+            mask_file = osp.join(out_dir, 'mask.png')
+            if not cv2.imwrite(mask_file, mask.astype(np.uint8) * 255):
+                raise OSError(f'cannot write {mask_file}')
+        dst_crs = None
+        note = ''
+        if geojson_crs and geojson_crs != SOURCE_CRS:
+            if geo is not None and geo.crs is not None:
+                dst_crs = geojson_crs
+            else:
+                note = f' (no CRS in the upload: pixel coordinates, not {geojson_crs})'
+        collection = prediction_to_geojson(result, geo, dst_crs=dst_crs)
+        geojson_file = write_geojson(osp.join(out_dir, 'mask.geojson'), collection)
+        table = [[row['index'], row['wordpiece'], row['attention_mask'], row['object_mask'],
+                  row['position_mask']] for row in wordpiece_masks(self.model, result)]
+        spatial = meta.get('spatial_phrases') or []
+        crs = 'none (pixel coordinates)' if geo is None or geo.crs is None else str(geo.crs)
+        info = '\n'.join([
+            f'**object phrase:** {meta.get("object_phrase") or "-"}  ',
+            f'**position phrases:** {"; ".join(spatial) or "-"}  ',
+            f'**category:** {meta.get("decoupled_category") or "-"}  ',
+            f'**image:** {rgb.shape[1]}x{rgb.shape[0]} pixels, CRS {crs}  ',
+            f'**object pixels:** {int(mask.sum())}, polygons: '
+            f'{len(collection["features"])}{note}'])
+        return dict(overlay=overlay,
+                    phrases=highlight_phrases(meta['expression'], meta.get('object_phrase'),
+                                              spatial),
+                    table=table, mask_file=mask_file, geojson_file=geojson_file, info=info)
+
+
+def build_app(model, work_dir: Optional[str] = None, alpha: float = 0.5) -> Any:
+    """The gradio ``Blocks`` of the page (not launched)."""
+    gr = require_gradio()
+    segmenter = Segmenter(model, work_dir, alpha)
+
+    def run(path, expression, bands, window, low, high, geojson_crs):
+        try:
+            out = segmenter(path, expression, bands, window, low, high, geojson_crs)
+        except (ValueError, OSError, ImportError) as err:
+            raise gr.Error(str(err)) from err
+        return (out['overlay'], out['phrases'], out['table'], out['mask_file'],
+                out['geojson_file'], out['info'])
+
+    # gradio's copies of uploads and downloads: removed after an hour
+    with gr.Blocks(title='FIANet referring segmentation', delete_cache=(3600, 3600)) as app:
+        gr.Markdown('## FIANet: segment what an expression refers to\n'
+                    'Upload a PNG, JPEG or GeoTIFF, type an expression such as '
+                    '*the gray storage tank on the lower left*, press **Segment**.')
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label='Image (PNG, JPEG, GeoTIFF)', file_types=UPLOAD_TYPES,
+                                 type='filepath', elem_id='upload')
+                expression = gr.Textbox(label='Expression', elem_id='expression',
+                                        placeholder='the gray storage tank on the lower left')
+                with gr.Accordion('Raster options (GeoTIFF)', open=False):
+                    bands = gr.Textbox(label='Bands for R G B (from 1; empty: 1 2 3)',
+                                       elem_id='bands')
+                    window = gr.Textbox(label='Window: col_off row_off width height (empty: '
+                                        'the whole scene)', elem_id='window')
+                    with gr.Row():
+                        low = gr.Number(DEFAULT_PERCENTILES[0], label='Stretch: low percentile')
+                        high = gr.Number(DEFAULT_PERCENTILES[1],
+                                         label='Stretch: high percentile')
+                    geojson_crs = gr.Dropdown(GEOJSON_CRS_CHOICES, value=SOURCE_CRS,
+                                              label='GeoJSON coordinates')
+                button = gr.Button('Segment', variant='primary', elem_id='segment')
+            with gr.Column():
+                overlay = gr.Image(label='Overlay', format='png', type='numpy', height=420,
+                                   interactive=False, elem_id='overlay')
+                info = gr.Markdown(elem_id='info')
+        phrases = gr.HighlightedText(label='Decoupled phrases', color_map=PHRASE_COLORS,
+                                     show_legend=True, elem_id='phrases')
+        table = gr.Dataframe(headers=TABLE_HEADERS, label='Text masks as the model receives '
+                             'them (1 = wordpiece in the view)', interactive=False,
+                             elem_id='masks')
+        with gr.Row():
+            mask_file = gr.File(label='Mask', interactive=False, elem_id='mask-file')
+            geojson_file = gr.File(label='Polygons (GeoJSON)', interactive=False,
+                                   elem_id='geojson-file')
+        inputs = [upload, expression, bands, window, low, high, geojson_crs]
+        outputs = [overlay, phrases, table, mask_file, geojson_file, info]
+        button.click(run, inputs, outputs)
+        expression.submit(run, inputs, outputs)
+    app.fianet_work_dir = segmenter.work_dir
+    return app
+
+
+def launch(app: Any, host: str = '127.0.0.1', port: Optional[int] = None,
+           block: bool = True) -> Any:
+    """Serve ``app``; ``block=False`` returns at once (the server runs in a thread)."""
+    gr = require_gradio()
+    theme = gr.themes.Default(font=['ui-sans-serif', 'system-ui', 'sans-serif'],
+                              font_mono=['ui-monospace', 'monospace'])
+    return app.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
+                      quiet=True, theme=theme, css=PAGE_CSS,
+                      allowed_paths=[app.fianet_work_dir],
+                      footer_links=[])
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='FIANet browser demo')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to serve on (default 127.0.0.1: this machine only)')
+    parser.add_argument('--port', type=int, default=7860, help='port (default 7860)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
+    parser.add_argument('--alpha', type=float, default=0.5, help='mask opacity (0-1)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. model.test_cfg.mode=whole')
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f'--alpha must be in [0, 1], got {args.alpha}')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    require_gradio()  # before the model, so a missing extra fails fast
+    model = init_model(args.config, args.checkpoint, device=args.device,
+                       cfg_options=args.cfg_options)
+    app = build_app(model, alpha=args.alpha)
+    print(f'serving on http://{args.host}:{args.port}')
+    launch(app, args.host, args.port, block=True)
+
+
+if __name__ == '__main__':
+    main()
