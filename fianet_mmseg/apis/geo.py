@@ -54,6 +54,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..utils.arrays import as_hw_array
+
 PathType = Union[str, Path]
 Window = Tuple[int, int, int, int]  # col_off, row_off, width, height
 BBox = Tuple[float, float, float, float]  # left, bottom, right, top
@@ -313,18 +315,6 @@ def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
 
 
 # ------------------------------------------------------------------------ output
-def _as_array(value: Any) -> np.ndarray:
-    """An (H, W) numpy array from an (H, W) / (1, H, W) array or tensor."""
-    if hasattr(value, 'detach'):
-        value = value.detach().cpu().numpy()
-    value = np.asarray(value)
-    if value.ndim == 3 and value.shape[0] == 1:
-        value = value[0]
-    if value.ndim != 2:
-        raise ValueError(f'expected an (H, W) array, got shape {value.shape}')
-    return value
-
-
 def _check_destination(path: PathType, geo: Optional[GeoImage]) -> str:
     path = str(path)
     if geo is not None and geo.path and osp.abspath(path) == osp.abspath(geo.path):
@@ -336,7 +326,7 @@ def _check_destination(path: PathType, geo: Optional[GeoImage]) -> str:
 
 def mask_with_nodata(mask: Any, geo: Optional[GeoImage] = None) -> np.ndarray:
     """``(H, W)`` uint8: 1 object, 0 background, :data:`MASK_NODATA` where ``geo`` has no data."""
-    mask = _as_array(mask)
+    mask = as_hw_array(mask)
     out = (mask > 0).astype(np.uint8)
     if geo is not None:
         if geo.shape != out.shape:
@@ -409,10 +399,10 @@ def mask_polygons(mask: Any, transform: Any = None, valid: Optional[np.ndarray] 
     from affine import Affine
     from rasterio.features import shapes
 
-    binary = _as_array(mask) > 0
+    binary = as_hw_array(mask) > 0
     if valid is not None:
         binary &= np.asarray(valid, dtype=bool)
-    prob = None if probability is None else _as_array(probability).astype(np.float64)
+    prob = None if probability is None else as_hw_array(probability).astype(np.float64)
     if prob is not None and prob.shape != binary.shape:
         raise ValueError(f'probability has shape {prob.shape}, the mask {binary.shape}')
     transform = Affine.identity() if transform is None else transform

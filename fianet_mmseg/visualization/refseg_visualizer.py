@@ -26,6 +26,8 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from ..utils.arrays import as_hw_array
+
 Color = Tuple[int, int, int]
 Span = Tuple[int, int]
 
@@ -110,13 +112,7 @@ def _as_mask(mask, shape: Tuple[int, int]) -> np.ndarray:
 
     A mask of another size is resized to ``shape`` (nearest neighbour).
     """
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.ndim != 2:
-        raise ValueError(f'a mask must have shape (H, W) or (1, H, W), got {mask.shape}')
+    mask = as_hw_array(mask)
     if mask.shape != tuple(shape):
         mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]),
                           interpolation=cv2.INTER_NEAREST)
