@@ -142,6 +142,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      help='simplify the polygons with this tolerance in pixels (default: none)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
     parser.add_argument('--alpha', type=float, default=0.5, help='mask opacity (0-1)')
+    parser.add_argument('--overlay-scale', type=int, default=1, metavar='N',
+                        help='enlarge the overlay N times (nearest neighbour), for small images')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.test_cfg.mode=whole')
     args = parser.parse_args(argv)
@@ -177,6 +179,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.image, args.expression, args.config, args.checkpoint = args.positional
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f'--alpha must be in [0, 1], got {args.alpha}')
+    if args.overlay_scale < 1:
+        parser.error(f'--overlay-scale must be >= 1, got {args.overlay_scale}')
     if args.batch_size < 1:
         parser.error(f'--batch-size must be positive, got {args.batch_size}')
     if args.bands is not None and len(args.bands) not in (1, 3):
@@ -310,12 +314,13 @@ def load_input(path: str, args: argparse.Namespace) -> Tuple[Any, Optional[GeoIm
 
 
 def overlay_for(result, alpha: float, rgb: Optional[np.ndarray] = None,
-                valid: Optional[np.ndarray] = None) -> np.ndarray:
+                valid: Optional[np.ndarray] = None, scale: int = 1) -> np.ndarray:
     """The BGR overlay of one inference result.
 
     Args:
         result: The ``SegDataSample``.
         alpha: Mask opacity.
+        scale: Enlargement of the overlay (see :func:`render_prediction`).
         rgb: The RGB image predicted on (default: read from ``result.img_path``).
         valid: Pixels with data; the mask is drawn only there.
     """
@@ -326,7 +331,7 @@ def overlay_for(result, alpha: float, rgb: Optional[np.ndarray] = None,
     phrases = result.metainfo
     overlay = render_prediction(image, mask, phrases.get('expression'),
                                 phrases.get('object_phrase'), phrases.get('spatial_phrases'),
-                                alpha=alpha)
+                                alpha=alpha, scale=scale)
     return mmcv.rgb2bgr(overlay)
 
 
@@ -359,7 +364,8 @@ def write_outputs(result, geo: Optional[GeoImage], args: argparse.Namespace,
         _check_not_source(path, sources)
         if kind == 'overlay':
             _write(path, overlay_for(result, args.alpha, None if geo is None else geo.image,
-                                     None if geo is None else geo.valid), sources)
+                                     None if geo is None else geo.valid, args.overlay_scale),
+                   sources)
         elif kind == 'mask':
             mask = result.pred_sem_seg.data[0].cpu().numpy()
             if is_tiff(path):

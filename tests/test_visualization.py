@@ -20,7 +20,12 @@ from test_inference import (
     tiny_test_options,
 )
 
-from fianet_mmseg.visualization import draw_caption, draw_mask, locate_phrases
+from fianet_mmseg.visualization import (
+    draw_caption,
+    draw_mask,
+    locate_phrases,
+    render_prediction,
+)
 from fianet_mmseg.visualization.refseg_visualizer import OBJECT_COLOR, SPATIAL_COLOR
 
 
@@ -57,6 +62,23 @@ def test_draw_mask_fill_outline_and_untouched_background():
     outside[9:21, 9:26] = False
     assert (drawn[outside] == 100).all()
 
+
+def test_enlarged_overlay_keeps_each_pixel_as_a_block():
+    image = np.full((8, 6, 3), 100, np.uint8)
+    image[0, 0] = (10, 20, 30)
+    mask = np.zeros((8, 6), np.uint8)
+    mask[2:6, 2:5] = 1
+    out = render_prediction(image, mask, alpha=0.5, scale=4)
+    assert out.shape == (32, 24, 3)
+    assert out[:4, :4].reshape(-1, 3).tolist() == [[10, 20, 30]] * 16  # one source pixel
+    # the mask covers rows 8-23, columns 8-19 of the enlarged image; inside (away from the
+    # outline) 0.5 * 100 + 0.5 * the colour, outside the image unchanged
+    assert out[12:20, 12:16].reshape(-1, 3).tolist() == [[178, 82, 82]] * 32
+    assert (out[26:, :] == 100).all() and (out[:, 21:] == 100).all()
+    with pytest.raises(ValueError, match='scale must be'):
+        render_prediction(image, mask, scale=0)
+    with pytest.raises(ValueError, match=r'shape \(4, 4\)'):
+        render_prediction(image, np.zeros((4, 4)), scale=2)
 
 def test_caption_inside_keeps_size_marks_phrases_and_cuts_long_text():
     image = np.full((120, 160, 3), 200, np.uint8)

@@ -5,7 +5,8 @@
 
 Writes to ``--out-dir``:
 
-* ``overlay.png``: ``demo/image_demo.py IMAGE TEXT CONFIG CHECKPOINT --out overlay.png``;
+* ``overlay.png``: ``demo/image_demo.py IMAGE TEXT CONFIG CHECKPOINT --overlay-scale 4
+  --out overlay.png``;
 * ``geotiff_polygons.png``: the image made into a 16-bit, 4-band GeoTIFF scene
   (EPSG:32633, 0.5 m pixels, a nodata margin around it), segmented with
   ``demo/image_demo.py scene.tif TEXT ... --bands 1 2 3 --window ... --out mask.tif
@@ -17,7 +18,7 @@ Writes to ``--out-dir``:
 Every command runs as a user would run it (a subprocess each); the commands are
 printed. Needs the extras ``geo`` and ``web``, Playwright and Debian's Chromium at
 ``/usr/bin/chromium``. Defaults: the synthetic test image the README's demo
-overlays use (``make demo`` generates it) and "the gray vehicle".
+overlays use (``make demo`` generates it) and "the storage tank on the left".
 """
 from __future__ import annotations
 
@@ -53,8 +54,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--image', default='data/synthetic_raw/images/rrsisd/JPEGImages/'
-                        '01160.jpg', help='an RGB image (PNG / JPEG)')
-    parser.add_argument('--expression', default='the gray vehicle')
+                        '02888.jpg', help='an RGB image (PNG / JPEG)')
+    parser.add_argument('--expression', default='the storage tank on the left')
+    parser.add_argument('--overlay-scale', type=int, default=4,
+                        help="image_demo.py's --overlay-scale for overlay.png")
     parser.add_argument('--out-dir', default=osp.join('docs', 'figures'))
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
@@ -211,7 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
                ('overlay.png', 'geotiff_polygons.png', 'web_demo.png')]
     # 1. one image -> overlay
     run(demo_command(args, args.image, args.expression, args.config, args.checkpoint,
-                     '--out', outputs[0]), args.timeout)
+                     '--overlay-scale', str(args.overlay_scale), '--out', outputs[0]),
+        args.timeout)
     # 2. a GeoTIFF window -> mask GeoTIFF + GeoJSON polygons
     with tempfile.TemporaryDirectory(prefix='fianet_geo_figure_') as work:
         scene = osp.join(work, 'scene.tif')

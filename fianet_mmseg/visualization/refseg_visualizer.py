@@ -299,12 +299,26 @@ def draw_title(image: np.ndarray, title: str, color: Color = TEXT_COLOR) -> np.n
 # ------------------------------------------------------------------ compositions
 def render_prediction(image: np.ndarray, mask, expression: Optional[str] = None,
                       object_phrase: Optional[str] = None, spatial_phrases: Sequence[str] = (),
-                      color: Color = PRED_COLOR, alpha: float = 0.5) -> np.ndarray:
+                      color: Color = PRED_COLOR, alpha: float = 0.5,
+                      scale: int = 1) -> np.ndarray:
     """The demo's overlay: mask, outline and the caption inside the image.
 
+    ``scale`` > 1 enlarges image and mask by that integer factor (nearest
+    neighbour, every pixel a ``scale`` x ``scale`` block) before drawing, so that
+    the caption of a small image stays readable.
+
     Returns:
-        np.ndarray: ``(H, W, 3)`` uint8, the size of ``image``.
+        np.ndarray: ``(scale * H, scale * W, 3)`` uint8.
     """
+    if scale < 1:
+        raise ValueError(f'render_prediction: scale must be an integer >= 1, got {scale}')
+    if scale > 1:
+        mask = as_hw_array(mask)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f'a mask of shape {mask.shape} for an image of shape '
+                             f'{image.shape[:2]}')
+        image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+        mask = np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
     out = draw_mask(image, mask, color, alpha)
     if expression:
         out = draw_caption(out, expression, object_phrase, spatial_phrases, inside=True)
