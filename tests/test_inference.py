@@ -354,6 +354,37 @@ def test_demo_batch_goes_on_after_bad_rows(model, rrsisd_root, tiny_checkpoint, 
     assert table[3]['outputs'] == ';'.join(run.written[2:])
 
 
+
+def test_demo_batch_of_20_pairs_with_2_bad_rows(rrsisd_root, tiny_checkpoint, tmp_path):
+    """20 pairs, 2 of them bad: 18 outputs, the 2 errors named, a summary of all 20."""
+    demo = load_demo()
+    records = split_records(rrsisd_root, 'test')
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'\xff\xd8 not a jpeg')
+    rows = [(records[i % len(records)]['img_path'], records[i % len(records)]['expression'])
+            for i in range(20)]
+    rows[5] = (str(tmp_path / 'missing.jpg'), 'the ship')
+    rows[13] = (str(broken), 'the ship')
+    pairs = tmp_path / 'pairs.jsonl'
+    pairs.write_text(''.join(json.dumps({'image': image, 'expression': text}) + '\n'
+                             for image, text in rows))
+    out_dir = tmp_path / 'out'
+    run = demo.run_demo(['--pairs', str(pairs), CONFIG, str(tiny_checkpoint), '--out-dir',
+                         str(out_dir), '--batch-size', '8',
+                         '--cfg-options', *tiny_test_options(rrsisd_root)])
+    assert len(run.written) == 18 and all(Path(p).is_file() for p in run.written)
+    assert sorted(p.name for p in out_dir.glob('*.png')) == sorted(
+        f'{i:02d}_{Path(rows[i][0]).stem}.png' for i in range(20) if i not in (5, 13))
+    assert [row['index'] for row in run.failed] == [5, 13]
+    assert run.rows[5]['error'].startswith(f'{pairs}, line 6: image file ')
+    assert run.rows[13]['error'].startswith(f'{pairs}, line 14: ')
+    assert str(broken) in run.rows[13]['error']
+    with open(run.summary, newline='') as file:
+        table = list(csv.DictReader(file))
+    assert len(table) == 20
+    assert [row['status'] for row in table].count('ok') == 18
+    assert [i for i, row in enumerate(table) if row['status'] == 'error'] == [5, 13]
+
 def test_demo_folder_with_one_expression(model, rrsisd_root, tiny_checkpoint, tmp_path):
     demo = load_demo()
     records = split_records(rrsisd_root, 'test')[:2]
