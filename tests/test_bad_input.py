@@ -417,3 +417,22 @@ def test_test_py_tests_a_fitting_checkpoint(tmp_path, rrsisd_root, tiny_checkpoi
     load_script('tools/test.py').main()
     test_lines = (rrsisd_root / 'test.jsonl').read_text().splitlines()
     assert len(per_sample.read_text().splitlines()) == len(test_lines) == 3
+
+
+def test_test_py_predicts_with_the_checkpoint_weights(tmp_path, rrsisd_root, tiny_checkpoint,
+                                                      monkeypatch):
+    """A classifier bias of +50 for the object: only the checkpoint's weights mask everything."""
+    checkpoint = torch.load(tiny_checkpoint, map_location='cpu', weights_only=False)
+    bias = checkpoint['state_dict']['decode_head.conv_seg.bias']
+    bias.copy_(torch.tensor([-50.0, 50.0]))
+    biased = tmp_path / 'biased.pth'
+    save_checkpoint(checkpoint, str(biased))
+    out = tmp_path / 'masks'
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', str(CONFIG), str(biased), '--work-dir', str(tmp_path / 'work'), '--out',
+        str(out), '--cfg-options', *options_96(rrsisd_root)])
+    load_script('tools/test.py').main()
+    masks = sorted(out.glob('*.png'))
+    assert len(masks) == 3
+    assert all((np.asarray(Image.open(mask)) == 1).all() for mask in masks)

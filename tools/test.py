@@ -4,9 +4,9 @@
         [--per-sample FILE] [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
 
 Prints P@0.5-0.9, oIoU and mIoU (RefSegMetric) and mmseg's IoU metrics.
-The checkpoint is checked before testing: an unreadable file, a checkpoint of
-the reference code (convert it first) or of another architecture is an error,
-not a test of a partly random model (mmengine's loading only warns).
+The checkpoint is read once and checked before testing: an unreadable file, a
+checkpoint of the reference code (convert it first) or of another architecture
+is an error, not a test of a partly random model (mmengine's loading only warns).
 ``--out DIR`` writes the predicted masks like mmseg's ``tools/test.py --out``:
 one PNG per test sample (expression), at the image's size, 0/1 values.
 """
@@ -14,10 +14,9 @@ import argparse
 import os
 import os.path as osp
 
-import torch
 from mmengine.config import Config, DictAction
 
-from fianet_mmseg.apis.checkpoint_loading import check_weights, read_checkpoint
+from fianet_mmseg.apis.checkpoint_loading import load_weights, read_checkpoint
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 
 
@@ -73,11 +72,8 @@ def main() -> None:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     state, _ = read_checkpoint(args.checkpoint)  # an unreadable file: named before any work
-    # keep only the shapes (the runner loads the weights again through load_from)
-    state = {key: torch.empty(value.shape, device='meta') if torch.is_tensor(value) else value
-             for key, value in state.items()}
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # the weights are loaded below, from the state read above
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.out:
@@ -85,7 +81,8 @@ def main() -> None:
     if args.per_sample:
         set_refseg_output(cfg, '--per-sample', output_file=args.per_sample)
     runner = build_runner(cfg)
-    check_weights(runner.model, state, args.checkpoint)
+    load_weights(runner.model, state, args.checkpoint)
+    del state
     runner.test()
 
 

@@ -96,10 +96,13 @@ def check_weights(model: nn.Module, state: Dict[str, Any], path: str) -> None:
 
 
 def load_weights(model: nn.Module, state: Dict[str, Any], path: str) -> None:
-    """Load every weight of ``model`` from ``state``; any gap is an error naming keys.
+    """Load every weight of ``model`` (or of the module it wraps) from ``state``.
+
+    Any gap is an error naming keys, raised before anything is loaded.
 
     Raises:
         ValueError: See :func:`check_weights`.
     """
     check_weights(model, state, path)
+    model = model.module if is_model_wrapper(model) else model
     model.load_state_dict(state, strict=False)
