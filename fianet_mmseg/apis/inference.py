@@ -123,23 +123,10 @@ class InferencePipeline:
         return results
 
     def __call__(self, image: ImageType, expression: str, where: str = 'input') -> dict:
-        """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``.
-
-        The sample's metainfo also gets ``decoupled_category`` (the
-        decoupler's category of the object phrase, None without one).
-        """
+        """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``."""
         results = self.load(image, where)
         results.update(expression=expression, seg_fields=[], reduce_zero_label=False)
-        category = None
-        for step in self.transforms.transforms:
-            results = step(results)
-            if results is None:
-                return None
-            if 'decoupled_category' in results:
-                category = results['decoupled_category']
-        if 'data_samples' in results:
-            results['data_samples'].set_metainfo(dict(decoupled_category=category))
-        return results
+        return self.transforms(results)
 
     def text_step(self) -> Any:
         """The pipeline's ``DecoupleAndTokenize`` step."""

@@ -11,7 +11,8 @@ from ...structures import TEXT_KEYS
 REFSEG_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                     'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
                     'expression', 'ref_id', 'sent_id', 'image_id', 'category', 'split',
-                    'object_phrase', 'spatial_phrases', 'original_expression', 'sample_idx')
+                    'object_phrase', 'spatial_phrases', 'decoupled_category',
+                    'original_expression', 'sample_idx')
 
 
 @TRANSFORMS.register_module()
