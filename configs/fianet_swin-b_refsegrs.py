@@ -1,5 +1,5 @@
 # FIANet, Swin-B + bert-base-uncased, RefSegRS: lr 5e-5, 60 epochs, 1 TMEM block,
-# batch 8 at 480x480 on one GPU (FIANET_SPEC section 7).
+# batch 8 at 480x480 on one GPU (docs/reference.md section 7).
 _base_ = [
     './_base_/models/fianet_swin-b.py',
     './_base_/datasets/refsegrs.py',

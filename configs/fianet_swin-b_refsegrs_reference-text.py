@@ -1,5 +1,5 @@
 # FIANet Swin-B on RefSegRS, evaluated with the reference's own NLTK text masks
-# (DecoupleAndTokenize decoupling='reference', FIANET_SPEC 6b): for testing the
+# (DecoupleAndTokenize decoupling='reference', docs/reference.md 6b): for testing the
 # authors' converted checkpoints exactly. Needs NLTK and its data:
 #   pip install nltk && python -m nltk.downloader punkt_tab averaged_perceptron_tagger_eng
 # Only the text step of the val/test pipeline changes; the other steps are the base

@@ -1,5 +1,5 @@
 # FIANet, Swin-B + bert-base-uncased, RRSIS-D: lr 3e-5, 40 epochs, 3 TMEM blocks,
-# batch 8 at 480x480 on one GPU (FIANET_SPEC section 7).
+# batch 8 at 480x480 on one GPU (docs/reference.md section 7).
 _base_ = [
     './_base_/models/fianet_swin-b.py',
     './_base_/datasets/rrsisd.py',

@@ -35,7 +35,7 @@ FIXTURES = Path(__file__).resolve().parent / 'fixtures'
 CONFIGS = REPO / 'configs'
 PARITY_FIXTURE = FIXTURES / 'official_parity_A.pt'
 
-#: The small BERT of the parity fixture (FIANET_SPEC / fixtures README).
+#: The small BERT of the parity fixture (tests/fixtures/README.md).
 FIXTURE_BERT = dict(vocab_size=1000, hidden_size=768, num_hidden_layers=2,
                     num_attention_heads=12, intermediate_size=3072,
                     max_position_embeddings=64)

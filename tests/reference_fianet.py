@@ -1,4 +1,4 @@
-"""An independent, deliberately plain FIANet written from FIANET_SPEC.md.
+"""An independent, deliberately plain FIANet written from docs/reference.md.
 
 Test oracle only. It follows the reference implementation's structure and
 parameter names (the layout of ``official_keys`` in the parity fixture), with
@@ -20,7 +20,7 @@ from transformers import BertConfig, BertModel
 
 
 def fill_like_fixture(name: str, shape: Sequence[int]) -> Tensor:
-    """The parity fixture's deterministic weight rule (fixtures README)."""
+    """The parity fixture's deterministic weight rule (tests/fixtures/README.md)."""
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode('utf-8')))
     shape = tuple(shape)
     if name.endswith('running_var'):

@@ -1,4 +1,4 @@
-"""The reference's input protocol (FIANET_SPEC 6c), from image file to normalised tensor.
+"""The reference's input protocol (docs/reference.md 6c), from image file to normalised tensor.
 
 The reference side is computed here with Pillow directly: ``Image.open``, RGB, Pillow's
 bilinear resize of the image (what torchvision's resize of a PIL image does, antialiased

@@ -15,7 +15,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip('tomli')
 
-#: The paper's test-split numbers (FIANET_SPEC.md section 8), per config id: (data set, metrics).
+#: The paper's test-split numbers (docs/reference.md section 8), per config id: (data set, metrics).
 PAPER = {
     'fianet_swin-b_rrsisd': ('RRSIS-D', {'P@0.5': 74.46, 'P@0.7': 56.31, 'P@0.9': 24.13,
                                          'oIoU': 76.91, 'mIoU': 64.01}),

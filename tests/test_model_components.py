@@ -343,7 +343,7 @@ def _uniform_default_bound(weight: torch.Tensor) -> float:
 
 
 def test_reference_initialisation_then_the_swin_checkpoint(tmp_path):
-    """FIANET_SPEC 6c: backbone (and TMEM) Linear trunc_normal(0.02) / bias 0, LayerNorm
+    """docs/reference.md 6c: backbone (and TMEM) Linear trunc_normal(0.02) / bias 0, LayerNorm
     1 / 0, then the Swin checkpoint; decoder convolutions and norms PyTorch's defaults."""
     path, official = official_swin_checkpoint(tmp_path)
     cfg = load_config(CONFIG)

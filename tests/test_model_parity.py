@@ -1,4 +1,4 @@
-"""FIANet computes what the reference computes (FIANET_SPEC, fixture A)."""
+"""FIANet computes what the reference computes (docs/reference.md; tests/fixtures/README.md)."""
 from __future__ import annotations
 
 import subprocess
@@ -162,7 +162,7 @@ def test_parity_other_configurations(variant, tmp_path):
 
 
 def _reference_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """FIANET_SPEC 7, written from the spec: 0.9 * weighted-mean CE + 0.1 * summed Dice."""
+    """docs/reference.md 7, written from the spec: 0.9 * weighted-mean CE + 0.1 * summed Dice."""
     weight = torch.tensor([0.9, 1.1], dtype=logits.dtype)
     ce = torch.nn.functional.cross_entropy(logits, target, weight=weight)  # weighted mean
     prob = logits.softmax(dim=1)

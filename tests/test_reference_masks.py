@@ -1,4 +1,4 @@
-"""The reference's own text masks (FIANET_SPEC 6b), quirks included.
+"""The reference's own text masks (docs/reference.md 6b), quirks included.
 
 Each case gives the expression with hand-written Penn Treebank tags (the tagger
 is injected: NLTK's tagger data cannot be downloaded here) and the expected

@@ -14,7 +14,7 @@ from ..compat import register_checkpoint_safe_globals
 #: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture.
 TEXT_ENCODER_STATE = 'text_encoder._extra_state'
 _TEXT_WEIGHTS = 'text_encoder.bert.'
-# Keys of the reference implementation's checkpoints (FIANET_SPEC section 3).
+# Keys of the reference implementation's checkpoints (docs/reference.md section 3).
 _REFERENCE_LAYOUT = re.compile(r'^(module\.)?(classifier\.|backbone\.layers\.\d+\.)')
 CONVERTER = 'python tools/model_converters/fianet_official_to_mmseg.py IN.pth OUT.pth'
 

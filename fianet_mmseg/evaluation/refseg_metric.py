@@ -1,6 +1,6 @@
 """Referring-segmentation metric: P@k, overall IoU and mean IoU per expression.
 
-The protocol of the FIANet reference (FIANET_SPEC section 7): one binary
+The protocol of the FIANet reference (docs/reference.md section 7): one binary
 prediction per (image, expression) sample; per sample ``I = |pred & gt|`` and
 ``U = |pred | gt|`` over the foreground (label 1), pixels whose ground truth is
 the ignore index are left out; ``IoU = I / U``.

@@ -6,7 +6,7 @@ character spans of the last two with spaCy's tokeniser (``spacy.blank('en')``, n
 statistical model), a :class:`~spacy.matcher.PhraseMatcher` over the word lists of
 ``lexicon.json`` (see :mod:`fianet_mmseg.text.lexicon`) and the rules below, run as
 the spaCy pipeline component ``fianet_decoupling_rules``. It replaces the
-reference's NLTK chunking (FIANET_SPEC section 6); spans are offsets into the exact
+reference's NLTK chunking (docs/reference.md section 6); spans are offsets into the exact
 string given (capitals and hyphens kept), so wordpieces can be projected correctly.
 
 Conventions

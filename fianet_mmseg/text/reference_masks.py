@@ -1,4 +1,4 @@
-"""The reference's own object and position masks, quirks included (FIANET_SPEC 6 / 6b).
+"""The reference's own object and position masks, quirks included (docs/reference.md 6 / 6b).
 
 The project's decoupler (:mod:`fianet_mmseg.text.decoupler`) projects character
 spans onto wordpieces. The authors' checkpoints were trained with other masks: the
@@ -71,7 +71,7 @@ import numpy as np
 WordTokenizer = Callable[[str], List[str]]
 PosTagger = Callable[[List[str]], List[Tuple[str, str]]]
 
-#: Category names each reference dataset class searches for (FIANET_SPEC 6b).
+#: Category names each reference dataset class searches for (docs/reference.md 6b).
 REFERENCE_CATEGORIES: Dict[str, Tuple[str, ...]] = {
     'rrsisd': ('airplane', 'airport', 'golf field', 'expressway service area',
                'baseball field', 'stadium', 'ground track field', 'storage tank',

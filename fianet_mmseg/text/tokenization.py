@@ -1,6 +1,6 @@
 """Wordpiece ids and the three text masks of FIANet.
 
-Protocol of the reference (FIANET_SPEC section 6), with its word-index drift fixed:
+Protocol of the reference (docs/reference.md section 6), with its word-index drift fixed:
 
 1. Wordpiece-tokenise with [CLS] / [SEP] (uncased BERT vocabulary).
 2. Cut the ids to ``max_length`` like the reference's slicing: an over-long

@@ -395,7 +395,7 @@ def paired_ratios(times: Dict[str, List[float]], baseline: str) -> Dict[str, dic
     return out
 
 
-#: The reference's loss (FIANET_SPEC section 7): 0.9 * weighted cross-entropy
+#: The reference's loss (docs/reference.md section 7): 0.9 * weighted cross-entropy
 #: (class weights 0.9 / 1.1) + 0.1 * Dice summed over samples and classes.
 REFERENCE_CE_WEIGHT, REFERENCE_CLASS_WEIGHTS, REFERENCE_DICE_WEIGHT = 0.9, (0.9, 1.1), 0.1
 

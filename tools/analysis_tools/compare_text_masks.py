@@ -2,7 +2,7 @@
 
 For every record of converted JSONL files (field ``expression``) it builds the
 project's masks (``DecoupleAndTokenize`` decoupling='project') and the
-reference's (decoupling='reference', FIANET_SPEC 6b) and reports, per mask, the
+reference's (decoupling='reference', docs/reference.md 6b) and reports, per mask, the
 share of expressions whose masks are exactly equal and the mean IoU of the two
 binary masks (IoU of two all-zero masks counts as 1).
 

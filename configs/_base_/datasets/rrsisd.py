@@ -1,6 +1,6 @@
 # RRSIS-D converted with `python data_prep/rrsisd.py --src <release root> --out data/rrsisd`.
 #
-# The reference's input protocol (FIANET_SPEC 6c): images decoded with Pillow (no EXIF
+# The reference's input protocol (docs/reference.md 6c): images decoded with Pillow (no EXIF
 # rotation), resized with Pillow's bilinear filter (antialiased when shrinking, as
 # torchvision's resize of a PIL image), masks resized with Pillow's nearest filter; the
 # data preprocessor normalises with the ImageNet mean / std. Training only: the black

@@ -1,5 +1,5 @@
 # FIANet with Swin-B (window 12, ImageNet-22k 384 weights) and bert-base-uncased,
-# as in the reference (FIANET_SPEC sections 1-5).
+# as in the reference (docs/reference.md sections 1-5).
 # Batch norms of TMEM and the decoder: plain BN in one process (as the reference),
 # statistics synchronised across processes in distributed runs (GPU or CPU/gloo).
 # norm_cfg = dict(type='BN', requires_grad=True) keeps them per process.

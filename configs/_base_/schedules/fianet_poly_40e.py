@@ -1,4 +1,4 @@
-# The reference recipe (FIANET_SPEC section 7): AdamW, weight decay 0.01 except the
+# The reference recipe (docs/reference.md section 7): AdamW, weight decay 0.01 except the
 # backbone's norm, absolute_pos_embed and relative_position_bias_table parameters
 # (here also TMEM's LayerNorms, which the reference keeps inside its backbone),
 # poly decay (1 - it / total) ** 0.9 stepped every iteration, no warm-up, 40 epochs.

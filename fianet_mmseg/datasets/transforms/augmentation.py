@@ -13,7 +13,7 @@ from mmseg.registry import TRANSFORMS
 class RandomBlackBoxes(BaseTransform):
     """Paint random black squares over the images of a fixed share of references.
 
-    The reference (RRSIS-D training only, FIANET_SPEC 6c) picks a fixed random
+    The reference (RRSIS-D training only, docs/reference.md 6c) picks a fixed random
     20% of the training references once per run and, every time one of them is
     loaded, blacks out 20-60 boxes of 32x32 pixels of the ORIGINAL image
     (before the resize to 480, so about 19 px of the network input for an

@@ -100,7 +100,7 @@ class FIAMSwinTransformer(SwinTransformer):
         A list of mmengine initialisers is applied in order, except a
         ``Pretrained`` entry, which is loaded last by this class (it accepts
         the official Swin release layout, see the class doc). The configs give
-        the reference's order (FIANET_SPEC 6c): the truncated-normal /
+        the reference's order (docs/reference.md 6c): the truncated-normal /
         constant initialisation of the whole backbone first, then the
         checkpoint overwrites what it holds; the FIAMs and output norms keep
         their initialisation. Backbone weights that the checkpoint does not
