@@ -50,8 +50,8 @@ model = dict(
     decode_head=dict(
         in_channels=dims, channels=64,
         loss_decode=[
-            dict(type='CrossEntropyLoss', use_sigmoid=False, class_weight=[1.0, 5.0],
-                 avg_non_ignore=True, loss_weight=1.0, loss_name='loss_ce'),
+            dict(type='WeightedCrossEntropyLoss', class_weight=[1.0, 5.0], loss_weight=1.0,
+                 loss_name='loss_ce'),
             dict(type='ClasswiseDiceLoss', loss_weight=1.0, eps=1e-6, reduction='mean',
                  loss_name='loss_dice'),
         ]))

@@ -409,3 +409,150 @@ def test_prediction_at_input_size_uses_mmseg_padding_order_and_undoes_flips(flip
     assert torch.equal(result.pred_sem_seg_at_input.data, expected)
     # mmseg's own prediction at the original size (same size here) agrees
     assert torch.equal(result.pred_sem_seg.data, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cross-entropy term with class weights and ignored pixels (label 255)
+
+def _weighted_ce_float64(logits: torch.Tensor, target: torch.Tensor, class_weight) -> float:
+    """sum_i w[y_i] * -log softmax_i[y_i] / sum_i w[y_i] over labelled pixels, by hand."""
+    log_prob = logits.double().log_softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, 2)
+    labels = target.reshape(-1)
+    total = weights = 0.0
+    for row, label in zip(log_prob.tolist(), labels.tolist()):
+        if label == 255:
+            continue
+        total -= class_weight[label] * row[label]
+        weights += class_weight[label]
+    return total / weights
+
+
+def _summed_dice_float64(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """sum over (sample, class) of 1 - (2 |P T| + 1e-6) / (|P| + |T| + 1e-6), labelled pixels."""
+    prob = logits.double().softmax(dim=1)
+    total = 0.0
+    for n in range(target.shape[0]):
+        labelled = target[n] != 255
+        for c in range(2):
+            p = prob[n, c][labelled]
+            t = (target[n][labelled] == c).double()
+            total += 1 - (2 * (p * t).sum().item() + 1e-6) / (p.sum().item() + t.sum().item()
+                                                              + 1e-6)
+    return total
+
+
+def test_weighted_cross_entropy_is_the_class_weighted_mean():
+    """Unequal class counts: the weighted mean differs from the plain and the count mean."""
+    loss = MODELS.build(dict(type='WeightedCrossEntropyLoss', class_weight=[0.9, 1.1],
+                             loss_weight=0.9))
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 2, 6, 7, generator=gen) * 2
+    target = (torch.rand(2, 6, 7, generator=gen) > 0.8).long()  # about 1 in 5 foreground
+    target[0, :2] = 255  # ignored rows
+    labelled = target != 255
+    assert 0 < (target == 1).sum() < (target == 0).sum() / 2
+    expected = 0.9 * _weighted_ce_float64(logits, target, [0.9, 1.1])
+    # what this test tells apart: the mean over labelled pixels without the weights'
+    # normalisation (the weighted sum divided by the pixel count) and the unweighted mean
+    nll = -logits.double().log_softmax(1).gather(1, target.clamp(max=1)[:, None])[:, 0]
+    weight = torch.tensor([0.9, 1.1], dtype=torch.float64)[target.clamp(max=1)]
+    count_mean = 0.9 * (weight * nll)[labelled].sum().item() / labelled.sum().item()
+    plain_mean = 0.9 * nll[labelled].mean().item()
+    # float32 logits, a sum of 68 terms: a few float32 eps relative is the rounding
+    tolerance = 64 * torch.finfo(torch.float32).eps * expected
+    assert min(abs(count_mean - expected), abs(plain_mean - expected)) > 100 * tolerance
+    assert loss(logits, target, ignore_index=255).item() == pytest.approx(expected,
+                                                                          abs=tolerance)
+    # the decode head's ignore_index wins over the loss's own
+    other = target.masked_fill(target == 255, 7)
+    assert loss(logits, other, ignore_index=7).item() == pytest.approx(expected, abs=tolerance)
+
+
+def test_weighted_cross_entropy_of_an_all_ignored_batch_is_a_connected_zero():
+    """F.cross_entropy gives 0 / 0 = NaN; the loss gives 0 with a zero gradient instead."""
+    loss = MODELS.build(dict(type='WeightedCrossEntropyLoss', class_weight=[0.9, 1.1]))
+    logits = torch.randn(2, 2, 4, 4, requires_grad=True)
+    target = torch.full((2, 4, 4), 255)
+    value = loss(logits, target, ignore_index=255)
+    assert value.item() == 0.0 and value.requires_grad
+    value.backward()
+    assert logits.grad is not None and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_weighted_cross_entropy_rejects_mismatched_weights_and_pixel_weights():
+    loss = MODELS.build(dict(type='WeightedCrossEntropyLoss', class_weight=[0.9, 1.1, 1.0]))
+    with pytest.raises(ValueError, match='3 values for 2 classes'):
+        loss(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    loss = MODELS.build(dict(type='WeightedCrossEntropyLoss'))
+    with pytest.raises(ValueError, match='per-pixel weights'):
+        loss(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long),
+             weight=torch.ones(1, 2, 2))
+
+
+def test_dice_ignores_pixels_labelled_255():
+    dice = MODELS.build(dict(type='ClasswiseDiceLoss', eps=1e-6, reduction='sum'))
+    gen = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, 2, 5, 5, generator=gen)
+    target = (torch.rand(2, 5, 5, generator=gen) > 0.5).long()
+    target[:, 3:] = 255
+    changed = logits.clone()
+    changed[:, :, 3:] = 50 * torch.randn(2, 2, 2, 5, generator=gen)  # only ignored pixels
+    expected = _summed_dice_float64(logits, target)
+    tolerance = 64 * torch.finfo(torch.float32).eps * 4  # 4 (sample, class) terms of size <= 1
+    assert dice(logits, target).item() == pytest.approx(expected, abs=tolerance)
+    assert dice(changed, target).item() == pytest.approx(expected, abs=tolerance)
+
+
+def _ignored_pixels_batch():
+    """Two images of different sizes, masks holding 0, 1 and 255; padded by the preprocessor."""
+    gen = torch.Generator().manual_seed(7)
+    text = text_inputs(batch=2, seed=1)
+    inputs, samples, masks = [], [], []
+    for i, (h, w) in enumerate([(64, 64), (48, 40)]):
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen))
+        mask = torch.zeros(1, h, w, dtype=torch.long)
+        mask[:, 10:30, 8 + 4 * i:30] = 1
+        mask[:, :4] = 255  # an ignored band inside the image
+        masks.append(mask)
+        sample = SegDataSample(gt_sem_seg=PixelData(data=mask.clone()))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
+        sample.set_data({key: value[i] for key, value in text.items()})
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples), masks
+
+
+@pytest.mark.numerics
+def test_training_steps_with_ignored_and_padded_pixels_report_the_reference_loss():
+    """Masks with 255 and seg maps padded with 255: the reported losses are 0.9 * weighted CE +
+    0.1 * summed Dice of the logits over the labelled pixels (mmseg's class-weighted
+    CrossEntropyLoss raised IndexError on this batch)."""
+    overrides = tiny_model_overrides()
+    overrides.update({'model.data_preprocessor.size_divisor': 32,
+                      'model.backbone.drop_path_rate': 0.0})
+    cfg = load_config(CONFIG, overrides)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    logits = []
+    model.decode_head.conv_seg.register_forward_hook(lambda m, i, out: logits.append(out))
+    # what the loss sees: each mask at the top left of 64 x 64, the rest 255
+    target = torch.full((2, 64, 64), 255, dtype=torch.long)
+    data, masks = _ignored_pixels_batch()
+    for i, mask in enumerate(masks):
+        target[i, :mask.shape[1], :mask.shape[2]] = mask[0]
+    assert (target[1, :48, :40] == 255).any() and (target[1, 48:] == 255).all()
+    for _ in range(3):
+        data, _ = _ignored_pixels_batch()
+        logits.clear()
+        reported = model.train_step(data, optim)
+        assert len(logits) == 1
+        full = torch.nn.functional.interpolate(logits[0].detach().double(), size=(64, 64),
+                                               mode='bilinear', align_corners=True)
+        ce = 0.9 * _weighted_ce_float64(full, target, [0.9, 1.1])
+        dice = 0.1 * _summed_dice_float64(full, target)
+        # float32 losses of about 1 from sums of <= 8192 terms: 64 float32 eps relative
+        tolerance = 64 * torch.finfo(torch.float32).eps * (ce + dice)
+        assert reported['decode.loss_ce'].item() == pytest.approx(ce, abs=tolerance)
+        assert reported['decode.loss_dice'].item() == pytest.approx(dice, abs=tolerance)
+        assert reported['loss'].item() == pytest.approx(ce + dice, abs=2 * tolerance)

@@ -2,10 +2,10 @@
 from .backbones import FIAMSwinTransformer
 from .data_preprocessor import RefSegDataPreProcessor
 from .decode_heads import SimpleDecodeHead
-from .losses import ClasswiseDiceLoss
+from .losses import ClasswiseDiceLoss, WeightedCrossEntropyLoss
 from .necks import TMEM
 from .segmentors import FIANet
 from .text_encoders import BertTextEncoder
 
 __all__ = ['BertTextEncoder', 'ClasswiseDiceLoss', 'FIAMSwinTransformer', 'FIANet',
-           'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM']
+           'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM', 'WeightedCrossEntropyLoss']

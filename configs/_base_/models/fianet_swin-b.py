@@ -65,9 +65,9 @@ model = dict(
         align_corners=True,
         loss_decode=[
             # reference: 0.9 * CE(class weights [0.9, 1.1], weighted mean) + 0.1 * Dice (summed)
-            dict(type='CrossEntropyLoss', use_sigmoid=False, class_weight=[0.9, 1.1],
-                 avg_non_ignore=True,
-                 loss_weight=0.9, loss_name='loss_ce'),
+            # (mmseg's CrossEntropyLoss with class weights fails on ignored pixels, label 255)
+            dict(type='WeightedCrossEntropyLoss', class_weight=[0.9, 1.1], loss_weight=0.9,
+                 loss_name='loss_ce'),
             dict(type='ClasswiseDiceLoss', loss_weight=0.1, eps=1e-6, reduction='sum',
                  loss_name='loss_dice'),
         ]),
