@@ -87,10 +87,10 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_gloo_training(rrsisd_root, tmp_path):
-    """2 CPU processes: synchronised batch norms (the configs' PortableSyncBN), lr scaling."""
+    """2 CPU processes: synchronised batch norms (the configs' AutoSyncBN, which builds
+    PortableSyncBN without CUDA: torch's SyncBatchNorm would stop this CPU run), lr scaling."""
     cfg = load_config('fianet_swin-b_rrsisd.py')
-    assert cfg.model.decode_head.norm_cfg.type == cfg.model.neck.norm_cfg.type == \
-        'PortableSyncBN'  # torch's SyncBatchNorm would stop this CPU run
+    assert cfg.model.decode_head.norm_cfg.type == cfg.model.neck.norm_cfg.type == 'AutoSyncBN'
     options = tiny_cli_options(rrsisd_root, epochs=1, batch_size=1)
     env = dict(os.environ, OMP_NUM_THREADS='1')
     log = run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',

@@ -1,9 +1,10 @@
 # FIANet with Swin-B (window 12, ImageNet-22k 384 weights) and bert-base-uncased,
 # as in the reference (docs/reference.md sections 1-5).
 # Batch norms of TMEM and the decoder: plain BN in one process (as the reference),
-# statistics synchronised across processes in distributed runs (GPU or CPU/gloo).
+# statistics synchronised across processes in distributed runs: AutoSyncBN builds torch's
+# SyncBatchNorm where CUDA is available, PortableSyncBN (CPU/gloo too) elsewhere.
 # norm_cfg = dict(type='BN', requires_grad=True) keeps them per process.
-norm_cfg = dict(type='PortableSyncBN', requires_grad=True)
+norm_cfg = dict(type='AutoSyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='RefSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

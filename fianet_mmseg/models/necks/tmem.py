@@ -94,8 +94,10 @@ class TMEM(BaseModule):
             RefSegRS).
         reduction (int): ``hidden = sum(in_channels) // reduction``.
         norm_cfg (dict): Batch norms (mmcv ``build_norm_layer``): ``BN`` as in
-            the reference; the configs use ``PortableSyncBN``, which is the same
-            in one process and synchronises the statistics across processes.
+            the reference; the configs use ``AutoSyncBN`` (torch's
+            ``SyncBatchNorm`` with CUDA, ``PortableSyncBN`` without), which is
+            the same in one process and synchronises the statistics across
+            processes.
 
     Shapes:
         4 maps (B, C_i, H_i, W_i) -> 4 maps of the same shapes.
