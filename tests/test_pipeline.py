@@ -95,6 +95,92 @@ def test_fast_preprocessing_equals_mmseg_path(rrsisd_root):
     assert fast['text']['input_ids'].shape == (len(data['inputs']), 22)
 
 
+def _raw_batch(sizes, seed: int = 0) -> dict:
+    """A loader's batch: uint8 (3, H, W) images, data samples with 0/1 masks and text fields."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from fianet_mmseg.structures import TEXT_KEYS
+
+    gen = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for h, w in sizes:
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen))
+        sample = SegDataSample(gt_sem_seg=PixelData(
+            data=torch.randint(0, 2, (1, h, w), generator=gen)))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
+        sample.set_data({key: torch.ones(6, dtype=torch.long) for key in TEXT_KEYS})
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+class _FlipBatch:
+    """A batch augment (mmseg calls ``batch_augments(inputs, data_samples)``): flips the
+    images and masks left-right and marks the samples."""
+
+    def __call__(self, inputs, data_samples):
+        from mmengine.structures import PixelData
+
+        for sample in data_samples:
+            sample.gt_sem_seg = PixelData(data=sample.gt_sem_seg.data.flip(-1))
+            sample.set_metainfo(dict(batch_flipped=True))
+        return inputs.flip(-1), data_samples
+
+
+def _preprocessors(size_divisor=None, **kwargs):
+    """The config's preprocessor and mmseg's with the same settings. mmseg's training path
+    needs a size or size divisor: 8 pads nothing here (sizes are multiples of 8)."""
+    cfg = load_config('fianet_swin-b_rrsisd.py').model.data_preprocessor
+    ours = MODELS.build(dict(cfg, size_divisor=size_divisor, **kwargs))
+    mmseg_pre = MODELS.build(dict(cfg, type='SegDataPreProcessor',
+                                  size_divisor=size_divisor or 8, **kwargs))
+    return ours, mmseg_pre
+
+
+def _as_tuple(value):
+    """torch.Size, tuple and list compare alike."""
+    return tuple(value) if isinstance(value, (tuple, list)) else value
+
+
+def _assert_same_batch(ours: dict, theirs: dict) -> None:
+    assert torch.equal(ours['inputs'], theirs['inputs'])
+    for mine, other in zip(ours['data_samples'], theirs['data_samples'], strict=True):
+        assert torch.equal(mine.gt_sem_seg.data, other.gt_sem_seg.data)
+        assert mine.metainfo.keys() == other.metainfo.keys()
+        for key, value in other.metainfo.items():
+            assert _as_tuple(mine.metainfo[key]) == _as_tuple(value), key
+
+
+@pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
+def test_same_size_fast_path_equals_mmseg_path(training):
+    """Tensors and data-sample metainfo of the fast path are mmseg's (bit for bit)."""
+    ours, mmseg_pre = _preprocessors()
+    fast = ours(_raw_batch([(32, 40)] * 3), training=training)
+    plain = mmseg_pre(_raw_batch([(32, 40)] * 3), training=training)
+    assert fast['inputs'].shape == (3, 3, 32, 40)
+    _assert_same_batch(fast, plain)
+
+
+@pytest.mark.parametrize('sizes', [[(32, 40)] * 2, [(32, 40), (24, 40)]],
+                         ids=['same-size', 'padded'])
+def test_batch_augments_apply_in_training_on_both_paths(sizes):
+    """Same size: the fast path; different sizes (padded to 32): mmseg's path."""
+    size_divisor = None if sizes[0] == sizes[1] else 32
+    ours, mmseg_pre = _preprocessors(batch_augments=_FlipBatch(), size_divisor=size_divisor)
+    plain_ours, _ = _preprocessors(size_divisor=size_divisor)
+    trained = ours(_raw_batch(sizes), training=True)
+    _assert_same_batch(trained, mmseg_pre(_raw_batch(sizes), training=True))
+    unaugmented = plain_ours(_raw_batch(sizes), training=True)
+    assert torch.equal(trained['inputs'], unaugmented['inputs'].flip(-1))
+    for sample, plain in zip(trained['data_samples'], unaugmented['data_samples']):
+        assert sample.batch_flipped
+        assert torch.equal(sample.gt_sem_seg.data, plain.gt_sem_seg.data.flip(-1))
+    if size_divisor is None:  # evaluation: no batch augments (and no padding)
+        evaluated = ours(_raw_batch(sizes), training=False)
+        assert torch.equal(evaluated['inputs'], unaugmented['inputs'])
+        assert not any('batch_flipped' in s.metainfo for s in evaluated['data_samples'])
+
+
 def test_random_black_boxes_fixed_subset_new_boxes():
     boxes = TRANSFORMS.build(dict(type='RandomBlackBoxes', ratio=0.2, seed=7))
     selected = [i for i in range(5000) if boxes.is_selected(i)]

@@ -18,7 +18,9 @@ class RefSegDataPreProcessor(SegDataPreProcessor):
     (uint8, a quarter of the bytes of float32), with non-blocking copies
     (effective when the loader pins memory), then converted, normalised and
     stacked there. When all images share one size and no padding is asked
-    for, the conversion and normalisation run once on the stacked batch.
+    for, the conversion and normalisation run once on the stacked batch
+    (the same tensors and, in training, the same data-sample metainfo as
+    mmseg's path; ``batch_augments`` apply in training on either path).
     The text fields of the data samples (``input_ids`` and the three masks,
     (L,) each) are stacked into (B, L) tensors and returned as ``text``,
     which :class:`FIANet` takes as a keyword argument.
@@ -46,12 +48,30 @@ class RefSegDataPreProcessor(SegDataPreProcessor):
         if not same_size or self._needs_padding(training):
             result = super().forward(data, training)
         else:
-            data = self.cast_data(data)
-            batch = torch.stack(data['inputs']).float()
-            if self.channel_conversion and batch.shape[1] == 3:
-                batch = batch[:, [2, 1, 0]]
-            if self._enable_normalize:
-                batch = (batch - self.mean) / self.std
-            result = dict(inputs=batch, data_samples=data['data_samples'])
+            result = self._stack_same_size(data, training)
         result['text'] = self.cast_data(text)
         return result
+
+    def _stack_same_size(self, data: dict, training: bool) -> Dict[str, Any]:
+        """mmseg's ``SegDataPreProcessor.forward`` for same-size images, no padding:
+        converted and normalised once on the stacked batch."""
+        data = self.cast_data(data)
+        batch = torch.stack(data['inputs']).float()
+        if self.channel_conversion and batch.shape[1] == 3:
+            batch = batch[:, [2, 1, 0]]
+        if self._enable_normalize:
+            batch = (batch - self.mean) / self.std
+        data_samples = data.get('data_samples')
+        if training:
+            if data_samples is None:
+                raise ValueError('RefSegDataPreProcessor: training needs data_samples')
+            for sample in data_samples:  # what mmseg's stack_batch records without padding
+                pad_shape = None
+                for field in ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map'):
+                    if field in sample:
+                        pad_shape = getattr(sample, field).shape
+                sample.set_metainfo({'img_shape': batch.shape[-2:], 'pad_shape': pad_shape,
+                                     'padding_size': [0, 0, 0, 0]})
+            if self.batch_augments is not None:
+                batch, data_samples = self.batch_augments(batch, data_samples)
+        return dict(inputs=batch, data_samples=data_samples)
