@@ -80,6 +80,7 @@ TINY_FROZEN_PARAMETERS = (30522 + 64 + 2 + 2) * 32
 
 
 # ----------------------------------------------------------------- the tools
+@pytest.mark.slow
 def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     """A real training step of the tiny model, timed on a scripted clock.
 
@@ -245,6 +246,7 @@ def test_benchmark_argument_handling():
         tool.parse_args(['cfg.py', '--iters', '0'])
 
 
+@pytest.mark.slow
 def test_profile_step_attributes_every_part(capsys):
     tool = load_tool('profile_step')
     tool.main([str(REPO / 'configs' / CONFIG), '--random-init', '--batch', '1', '--size',

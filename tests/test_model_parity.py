@@ -23,7 +23,7 @@ CONFIG = 'fianet_swin-b_rrsisd.py'
 # straightforward paths, test oracle): 2.2e-5 to 3.7e-5 on an Intel Xeon
 # (AVX-512), an AMD EPYC (AVX2) and with ATEN_CPU_CAPABILITY=default (no SIMD).
 TOLERANCE = 1e-4
-pytestmark = pytest.mark.numerics
+pytestmark = [pytest.mark.numerics, pytest.mark.slow]  # each test 20-45 s on two CPU cores
 # Project and test oracle in the same process are compared in float64, where the
 # same rounding differences are ~1e-13 of the logits: a real difference of the
 # computation cannot hide under the tolerance, on any CPU.

@@ -46,6 +46,7 @@ def _rank_step(rank: int, world: int, init_file: str, out_file: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_match_batch_norm_on_the_whole_batch(tmp_path):
     out_file = str(tmp_path / 'rank')
     mp.spawn(_rank_step, args=(2, str(tmp_path / 'init'), out_file), nprocs=2, join=True)
