@@ -1,5 +1,7 @@
 # Quick start: `make demo` (train + test the tiny FIANet on the built-in synthetic
-# data) and `make test` (the whole test suite). Both create or reuse `.venv`.
+# data), `make test` (lint + the whole test suite) and `make test-fast` (lint + every
+# test not marked `slow`: no end-to-end runs, subprocesses or tests over ~5 s). All
+# create or reuse `.venv`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +20,7 @@ PACKAGE_FILES := pyproject.toml $(wildcard model-index.yml) $(shell find fianet_
 	-type f \( -name '*.py' -o -name '*.json' -o -name '*.sh' -o -name '*.yaml' -o -name '*.yml' \) \
 	2>/dev/null)
 
-.PHONY: demo test test-numerics-portable lint venv clean-venv
+.PHONY: demo test test-fast test-numerics-portable lint venv clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +56,12 @@ lint: $(VENV)/.stamp-deps-dev
 test: $(VENV)/.stamp-deps-dev $(VENV)/.stamp-package
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The quick loop while editing: the same lint, the tests without the `slow` marker
+# (pyproject.toml: end-to-end training / testing, subprocesses, tests over ~5 s).
+test-fast: $(VENV)/.stamp-deps-dev $(VENV)/.stamp-package
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
 
 # The numerics tests again on torch's portable kernels (no SIMD): a tolerance that
 # held only on this CPU's instruction set fails here before it fails for a user.

@@ -13,7 +13,7 @@ bounding box): thirds of the width (left / center / right) and of the height
 image side) to a third's border has no region on that axis: position words
 neither describe nor exclude it, so every position word is unambiguous.
 
-Written files (as the release, see DATASETS.md)::
+Written files (as the release, see docs/data_preparation.md)::
 
     ROOT/rrsisd/refs(unc).p              # pickle: list of reference dicts
     ROOT/rrsisd/instances.json           # images, annotations, categories

@@ -33,7 +33,7 @@ fianet_mmseg.register_all_modules()
 
 FIXTURES = Path(__file__).resolve().parent / 'fixtures'
 CONFIGS = REPO / 'configs'
-PARITY_FIXTURE = FIXTURES / 'official_parity_A.pt'
+PARITY_FIXTURE = FIXTURES / 'reference_logits_small.pt'
 
 #: The small BERT of the parity fixture (tests/fixtures/README.md).
 FIXTURE_BERT = dict(vocab_size=1000, hidden_size=768, num_hidden_layers=2,

@@ -4,7 +4,8 @@ Test oracle only. It follows the reference implementation's structure and
 parameter names (the layout of ``official_keys`` in the parity fixture), with
 the official Swin written out by hand (window partition, cyclic shift,
 concatenating patch merging). ``test_model_parity.py`` first checks it against
-the reference logits of fixture A, then uses it to check the project's model
+the reference logits of the parity fixture
+(``tests/fixtures/reference_logits_small.pt``), then uses it to check the project's model
 in configurations the fixture does not cover.
 """
 from __future__ import annotations

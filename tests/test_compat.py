@@ -12,6 +12,7 @@ from conftest import REPO
 from fianet_mmseg.compat import MissingCompiledOpError, has_compiled_mmcv_ops
 
 
+@pytest.mark.slow
 def test_mmseg_imports_with_mmcv_lite():
     code = ('import fianet_mmseg, mmseg.models, mmseg.datasets, mmcv.ops; '
             'print(mmcv.ops.__fianet_standin__)')

@@ -69,6 +69,7 @@ def test_moved_data_loads_every_sample(tmp_path, dataset, copy_images):
             assert sample['expression'] == record['expression']
 
 
+@pytest.mark.slow
 def test_moved_data_trains_and_tests(tmp_path):
     """One training iteration and a test run of the tiny FIANet on moved RRSIS-D data."""
     data_root = convert_and_move(tmp_path, 'rrsisd', copy_images=False)

@@ -177,6 +177,7 @@ def test_missing_rasterio_names_the_extra(tmp_path, monkeypatch):
     assert not geo_module.rasterio_available()
 
 
+@pytest.mark.slow
 def test_package_and_demos_import_without_the_extras():
     """rasterio, shapely and gradio blocked: imports work, use names the extra."""
     code = (
@@ -294,6 +295,7 @@ def tiny_model(rrsisd_root):
     return init_model(CONFIG, None, cfg_options=options_dict(tiny_test_options(rrsisd_root)))
 
 
+@pytest.mark.slow
 def test_inference_reads_tiffs_and_geo_images(tiny_model, tmp_path):
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (3, 40, 56), dtype=np.uint8)

@@ -101,6 +101,7 @@ def test_engine_holds_registered_training_parts_only():
     assert not helpers, f'benchmarking / profiling helpers belong in tools/: {helpers}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module, not_loaded', [
     ('fianet_mmseg', ('spacy', 'transformers', 'mmseg.models')),
     ('fianet_mmseg.datasets', ('spacy', 'transformers')),

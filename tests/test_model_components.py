@@ -56,6 +56,7 @@ def changed_mask(text: dict, key: str) -> dict:
 IMG = torch.randn(2, 3, 64, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('switches, obj_matters, pos_matters', [
     ({}, True, True),
     ({'model.backbone.with_opab': False}, False, False),
@@ -258,6 +259,7 @@ def _training_batch(batch=2, size=64):
     return img, samples
 
 
+@pytest.mark.slow
 def test_training_step_learns_and_grads_reach_trainable_text_layers_only():
     overrides = tiny_model_overrides(layers=12)
     overrides['model.text_encoder.trainable_layers'] = list(range(10))  # reference default

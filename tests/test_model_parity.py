@@ -23,7 +23,7 @@ CONFIG = 'fianet_swin-b_rrsisd.py'
 # straightforward paths, test oracle): 2.2e-5 to 3.7e-5 on an Intel Xeon
 # (AVX-512), an AMD EPYC (AVX2) and with ATEN_CPU_CAPABILITY=default (no SIMD).
 TOLERANCE = 1e-4
-pytestmark = pytest.mark.numerics
+pytestmark = [pytest.mark.numerics, pytest.mark.slow]  # each test 20-45 s on two CPU cores
 # Project and test oracle in the same process are compared in float64, where the
 # same rounding differences are ~1e-13 of the logits: a real difference of the
 # computation cannot hide under the tolerance, on any CPU.
@@ -31,7 +31,8 @@ FLOAT64_TOLERANCE = 1e-9
 
 
 @pytest.fixture(scope='module')
-def fixture_a():
+def reference_logits():
+    """tests/fixtures/reference_logits_small.pt: the reference model's inputs and logits."""
     return torch.load(PARITY_FIXTURE, weights_only=True)
 
 
@@ -73,9 +74,10 @@ def load_converted(overrides: dict, converted: dict):
 
 
 @pytest.mark.parametrize('fast_path', [True, False], ids=['fast', 'straightforward'])
-def test_fixture_a_parity(fixture_a, tmp_path, fast_path):
+def test_logits_match_the_reference_fixture(reference_logits, tmp_path, fast_path):
     """The issue's own overrides + the CLI-converted fixture weights -> the reference logits."""
-    state = {name: fill_like_fixture(name, shape) for name, shape in fixture_a['official_keys']}
+    state = {name: fill_like_fixture(name, shape)
+             for name, shape in reference_logits['official_keys']}
     converted = convert_with_cli(state, tmp_path)
     overrides = {
         'model.backbone.depths': [2, 2, 2, 2],
@@ -89,22 +91,22 @@ def test_fixture_a_parity(fixture_a, tmp_path, fast_path):
     }
     model = load_converted(overrides, converted)
     with torch.no_grad():
-        logits = model.forward_tensors(**fixture_a['inputs'])
-    assert logits.shape == fixture_a['logits'].shape
-    assert (logits - fixture_a['logits']).abs().max().item() < TOLERANCE
+        logits = model.forward_tensors(**reference_logits['inputs'])
+    assert logits.shape == reference_logits['logits'].shape
+    assert (logits - reference_logits['logits']).abs().max().item() < TOLERANCE
 
 
-def test_oracle_matches_fixture(fixture_a):
+def test_oracle_matches_fixture(reference_logits):
     """The test oracle has the reference's exact key layout and reproduces its logits."""
     oracle = ReferenceFIANet(bert=FIXTURE_BERT).eval()
-    official = {name: tuple(shape) for name, shape in fixture_a['official_keys']}
+    official = {name: tuple(shape) for name, shape in reference_logits['official_keys']}
     own = {k: tuple(v.shape) for k, v in oracle.state_dict().items()
            if not k.endswith('num_batches_tracked')}
     assert own == official
     oracle.fill_()
     with torch.no_grad():
-        logits = oracle(**fixture_a['inputs'])
-    assert (logits - fixture_a['logits']).abs().max().item() < TOLERANCE
+        logits = oracle(**reference_logits['inputs'])
+    assert (logits - reference_logits['logits']).abs().max().item() < TOLERANCE
 
 
 def random_inputs(batch: int, height: int, width: int, length: int, vocab: int, seed: int):
@@ -162,7 +164,7 @@ def test_parity_other_configurations(variant, tmp_path):
 
 
 def _reference_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """docs/reference.md 7, written from the spec: 0.9 * weighted-mean CE + 0.1 * summed Dice."""
+    """docs/reference.md section 7: 0.9 * weighted-mean CE + 0.1 * summed Dice."""
     weight = torch.tensor([0.9, 1.1], dtype=logits.dtype)
     ce = torch.nn.functional.cross_entropy(logits, target, weight=weight)  # weighted mean
     prob = logits.softmax(dim=1)

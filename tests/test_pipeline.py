@@ -34,6 +34,7 @@ def offline_dataloader_cfg(cfg_loader, data_root, batch_size=2):
     return loader
 
 
+@pytest.mark.slow
 def test_training_batch_end_to_end(rrsisd_root):
     cfg = load_config('fianet_swin-b_rrsisd.py')
     loader = Runner.build_dataloader(offline_dataloader_cfg(cfg.train_dataloader, rrsisd_root))

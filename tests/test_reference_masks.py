@@ -2,7 +2,7 @@
 
 Each case gives the expression with hand-written Penn Treebank tags (the tagger
 is injected: NLTK's tagger data cannot be downloaded here) and the expected
-masks written by hand from the spec's rules, as lists of mask positions (word
+masks written by hand from the rules of 6b, as lists of mask positions (word
 ``i`` is written at ``i + 1``; ``ATT`` = the attention mask). Words come from
 ``NLTKWordTokenizer`` (what ``nltk.word_tokenize`` applies to each sentence; all
 expressions are one sentence). The wordpieces each case relies on are checked

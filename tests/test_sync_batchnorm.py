@@ -145,6 +145,7 @@ def _assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, scale
                         f'{worst:.3g} x the allowance {FACTOR} eps({dtype}) x magnitude')
 
 
+@pytest.mark.slow
 @pytest.mark.numerics
 @pytest.mark.parametrize('case,dtype', [
     ('float32', torch.float32),
@@ -176,6 +177,7 @@ def test_two_processes_match_one_float64_batch_norm_on_the_whole_batch(
             _assert_close(key, rank[key], ref[key], scales[key], torch.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.numerics
 def test_cumulative_running_statistics_without_momentum(two_process_results):
     x, _ = _case_inputs('float32')

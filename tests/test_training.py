@@ -114,6 +114,7 @@ def test_two_process_gloo_training(rrsisd_root, tmp_path):
 ABLATIONS = sorted(Path(CONFIGS, 'ablations').glob('*.py'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', ABLATIONS, ids=[p.stem for p in ABLATIONS])
 def test_ablation_config_runs_one_iteration(config, rrsisd_root):
     overrides = tiny_model_overrides()

@@ -201,6 +201,7 @@ def test_per_category_errors_name_file_and_line(tmp_path):
 
 
 # ------------------------------------------------------------- failure gallery
+@pytest.mark.slow
 def test_failure_gallery_of_the_worst_expressions(rrsisd_root, tmp_path):
     checkpoint = make_tiny_checkpoint(rrsisd_root, tmp_path / 'tiny.pth')
     records = split_records(rrsisd_root, 'test')

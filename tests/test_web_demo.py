@@ -160,6 +160,7 @@ def test_segmenter_outputs(web, model, tmp_path):
         segmenter(str(broken), EXPRESSION)
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(web, model, tmp_path, monkeypatch):
     """Upload, type, submit; the overlay, the phrases, the mask table and the downloads."""
     require_browser()

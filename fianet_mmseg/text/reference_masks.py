@@ -45,7 +45,7 @@ Where this module has to differ from the reference's Python:
 * RRSIS-D only: the reference checks ``position_for_ref[0]`` -- the FIRST sentence
   of a reference -- and on fallback aliases the attention list, so with several
   sentences per reference later sentences get no fallback or a neighbour's mask.
-  The release has one sentence per reference (DATASETS.md), where this module's
+  The release has one sentence per reference (docs/data_preparation.md), where this module's
   per-expression rules are exact.
 * RefSegRS's reference reads each line with its trailing newline; it changes no
   word, category hit, phrase or id, so the converted (stripped) text is used.

@@ -19,7 +19,7 @@ import numpy as np
 from fianet_mmseg.text import ExpressionEncoder, TextDecoupler
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
-#: A mix in the styles of RRSIS-D and RefSegRS (see DATASETS.md).
+#: A mix in the styles of RRSIS-D and RefSegRS (see docs/data_preparation.md).
 EXPRESSIONS = (
     'The gray small windmill',
     'A tennis court on the lower left',
