@@ -164,6 +164,7 @@ def converted(official) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_converted_checkpoint_names_its_source(official, converted):
     meta = torch.load(converted, weights_only=True)['meta']
     assert meta['converted_from'] == 'official.pth'
@@ -172,6 +173,7 @@ def test_converted_checkpoint_names_its_source(official, converted):
     assert meta['converter'] == 'tools/model_converters/fianet_official_to_mmseg.py'
 
 
+@pytest.mark.slow
 def test_converted_checkpoint_loads_strictly_with_its_text_encoder(official, converted):
     state = torch.load(converted, weights_only=True)['state_dict']
     stored = decode_architecture(state['text_encoder._extra_state'])['bert_config']
@@ -183,6 +185,7 @@ def test_converted_checkpoint_loads_strictly_with_its_text_encoder(official, con
                        fill_like_fixture(weight, (1000, 768)))
 
 
+@pytest.mark.slow
 @pytest.mark.numerics
 def test_init_model_offline_reproduces_the_fixture_logits(official, converted, monkeypatch):
     from test_model_parity import TOLERANCE
@@ -230,6 +233,7 @@ def test_test_py_offline_on_the_converted_checkpoint(converted, rrsisd_root, tmp
     assert len(per_sample.read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_converter_checks_the_architecture_it_stores(official, tmp_path, capsys):
     """Without --config the text encoder must be bert-base-uncased; with it, the whole model
     must fit. Either way the error names the file and the tensors, and nothing is written."""
