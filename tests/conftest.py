@@ -39,6 +39,15 @@ PARITY_FIXTURE = FIXTURES / 'reference_logits_small.pt'
 FIXTURE_BERT = dict(vocab_size=1000, hidden_size=768, num_hidden_layers=2,
                     num_attention_heads=12, intermediate_size=3072,
                     max_position_embeddings=64)
+#: Overrides of configs/fianet_swin-b_rrsisd.py giving the parity fixture's architecture.
+FIXTURE_OVERRIDES = {
+    'model.backbone.depths': [2, 2, 2, 2],
+    'model.backbone.window_size': 12,
+    'model.backbone.fusion_num_heads': [1, 1, 1, 1],
+    'model.neck.num_blocks': 1,
+    'model.text_encoder.name_or_path': None,
+    'model.text_encoder.bert_config': dict(FIXTURE_BERT),
+}
 
 
 def load_script(relative_path: str) -> ModuleType:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import FIXTURE_BERT, PARITY_FIXTURE, REPO, build_model
+from conftest import FIXTURE_BERT, FIXTURE_OVERRIDES, PARITY_FIXTURE, REPO, build_model, load_config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from reference_fianet import ReferenceFIANet, fill_like_fixture
@@ -36,12 +36,15 @@ def reference_logits():
     return torch.load(PARITY_FIXTURE, weights_only=True)
 
 
-def convert_with_cli(state: dict, tmp_path) -> dict:
-    """Save ``state`` in the reference checkpoint layout, run the converter CLI."""
+def convert_with_cli(state: dict, overrides: dict, tmp_path) -> dict:
+    """Save ``state`` in the reference checkpoint layout, run the converter CLI with
+    ``--config``: the Swin-B config with ``overrides`` (the architecture of ``state``)."""
     src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
+    config = tmp_path / 'architecture.py'
     torch.save({'model': state}, src)
-    done = subprocess.run([sys.executable, str(CONVERTER), str(src), str(dst)],
-                          capture_output=True, text=True, cwd=REPO)
+    load_config(CONFIG, overrides).dump(str(config))
+    done = subprocess.run([sys.executable, str(CONVERTER), str(src), str(dst),
+                           '--config', str(config)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     return torch.load(dst, weights_only=True)['state_dict']
 
@@ -66,30 +69,31 @@ def model_overrides(embed=128, depths=(2, 2, 2, 2), heads=(4, 8, 16, 32), window
 
 
 def load_converted(overrides: dict, converted: dict):
+    """The model of ``overrides`` with every entry of ``converted`` (strict: all of them,
+    the text encoder's architecture included, and nothing else)."""
     model = build_model(CONFIG, overrides)
-    missing, unexpected = model.load_state_dict(converted, strict=False)
-    # every weight converted; only the encoder's stored architecture is not in the source
-    assert missing == ['text_encoder._extra_state'] and not unexpected
+    model.load_state_dict(converted, strict=True)
     return model.eval()
 
 
-@pytest.mark.parametrize('fast_path', [True, False], ids=['fast', 'straightforward'])
-def test_logits_match_the_reference_fixture(reference_logits, tmp_path, fast_path):
-    """The issue's own overrides + the CLI-converted fixture weights -> the reference logits."""
+@pytest.fixture(scope='module')
+def reference_logits_converted(reference_logits, tmp_path_factory) -> dict:
+    """The fixture's weights in the reference layout, converted by the CLI."""
     state = {name: fill_like_fixture(name, shape)
              for name, shape in reference_logits['official_keys']}
-    converted = convert_with_cli(state, tmp_path)
+    return convert_with_cli(state, FIXTURE_OVERRIDES, tmp_path_factory.mktemp('reference'))
+
+
+@pytest.mark.parametrize('fast_path', [True, False], ids=['fast', 'straightforward'])
+def test_logits_match_the_reference_fixture(reference_logits, reference_logits_converted,
+                                            fast_path):
+    """The issue's own overrides + the CLI-converted fixture weights -> the reference logits."""
     overrides = {
-        'model.backbone.depths': [2, 2, 2, 2],
-        'model.backbone.window_size': 12,
-        'model.backbone.fusion_num_heads': [1, 1, 1, 1],
-        'model.neck.num_blocks': 1,
-        'model.text_encoder.name_or_path': None,
-        'model.text_encoder.bert_config': dict(FIXTURE_BERT),
+        **FIXTURE_OVERRIDES,
         'model.text_encoder.batched_views': fast_path,
         'model.text_encoder.compact_views': fast_path,
     }
-    model = load_converted(overrides, converted)
+    model = load_converted(overrides, reference_logits_converted)
     with torch.no_grad():
         logits = model.forward_tensors(**reference_logits['inputs'])
     assert logits.shape == reference_logits['logits'].shape
@@ -150,8 +154,9 @@ def test_parity_other_configurations(variant, tmp_path):
     spec = VARIANTS[variant]
     oracle = ReferenceFIANet(**spec['arch']).eval()
     state = oracle.fill_()
-    converted = convert_with_cli(state, tmp_path)
-    model = load_converted(model_overrides(**spec['arch']), converted)
+    overrides = model_overrides(**spec['arch'])
+    converted = convert_with_cli(state, overrides, tmp_path)
+    model = load_converted(overrides, converted)
     inputs = random_inputs(seed=1, **spec['inputs'])
     inputs['img'] = inputs['img'].double()
     with torch.no_grad():
@@ -185,7 +190,7 @@ def test_loss_and_gradient_of_every_trained_parameter_match_the_oracle():
     oracle = ReferenceFIANet(**arch)
     state = oracle.fill_()
     oracle = oracle.double().train()
-    converted, dropped = official_fianet_to_mmseg(state)
+    converted, dropped = official_fianet_to_mmseg(state, bert_config=bert)  # as the CLI
     overrides = model_overrides(**arch)
     overrides['model.backbone.drop_path_rate'] = 0.0
     model = load_converted(overrides, converted).double().train()

@@ -11,7 +11,9 @@ from torch import nn
 
 from ..compat import register_checkpoint_safe_globals
 
-#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture.
+#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture (the
+#: key the checkpoint converter writes: ``fianet_mmseg.models.utils.ckpt_convert``; not
+#: imported from there, which would load every model on ``import fianet_mmseg.apis``).
 TEXT_ENCODER_STATE = 'text_encoder._extra_state'
 _TEXT_WEIGHTS = 'text_encoder.bert.'
 # Keys of the reference implementation's checkpoints (docs/reference.md section 3).
@@ -61,6 +63,26 @@ def use_stored_text_encoder(model_cfg: ConfigDict, state: Dict[str, Any]) -> boo
     encoder_cfg.name_or_path = None
     encoder_cfg.bert_config = dict(stored['bert_config'])
     return True
+
+
+def read_checkpoint_for_model(path: str, model_cfg: ConfigDict) -> Tuple[Dict[str, Any], dict]:
+    """Read a checkpoint and fit ``model_cfg`` to it, before the model is built.
+
+    What :func:`~fianet_mmseg.apis.init_model` and ``tools/test.py`` do with a
+    checkpoint: :func:`read_checkpoint`, then :func:`use_stored_text_encoder`
+    (the text encoder from the architecture the checkpoint stores, nothing
+    downloaded; the config's ``name_or_path`` only when the checkpoint has
+    none). Load the weights into the built model with :func:`load_weights`.
+
+    Returns:
+        tuple: ``(state_dict, meta)``.
+
+    Raises:
+        ValueError: The file is not a readable checkpoint (the message names it).
+    """
+    state, meta = read_checkpoint(path)
+    use_stored_text_encoder(model_cfg, state)
+    return state, meta
 
 
 def check_weights(model: nn.Module, state: Dict[str, Any], path: str) -> None:

@@ -40,7 +40,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
-from .checkpoint_loading import load_weights, read_checkpoint, use_stored_text_encoder
+from .checkpoint_loading import load_weights, read_checkpoint_for_model
 from .geo import GEO_INSTALL_HINT, GeoImage, is_tiff, rasterio_available, read_geotiff
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
@@ -211,9 +211,8 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
     cfg.model.train_cfg = None
     dataset_meta = state = None
     if checkpoint is not None:
-        state, meta = read_checkpoint(str(checkpoint))
+        state, meta = read_checkpoint_for_model(str(checkpoint), cfg.model)
         dataset_meta = meta.get('dataset_meta')
-        use_stored_text_encoder(cfg.model, state)
     model = MODELS.build(cfg.model)
     if state is not None:
         load_weights(model, state, str(checkpoint))

@@ -138,8 +138,7 @@ class BertTextEncoder(BaseModule):
         (not a dict) because mmengine broadcasts every state-dict entry as one
         in distributed runs.
         """
-        text = json.dumps({'bert_config': self.bert.config.to_dict()}, sort_keys=True)
-        return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
+        return encode_architecture(self.bert.config)
 
     def set_extra_state(self, state: Tensor) -> None:
         """Check that a checkpoint's encoder has this encoder's architecture."""
@@ -280,6 +279,24 @@ class _FeatureCache:
     def stats(self) -> Dict[str, int]:
         return dict(entries=len(self.entries), bytes=self.bytes, hits=self.hits,
                     misses=self.misses)
+
+
+def encode_architecture(bert_config: Any) -> Tensor:
+    """What :meth:`BertTextEncoder.get_extra_state` stores for a BERT architecture.
+
+    Args:
+        bert_config (transformers.BertConfig | dict): The architecture, or
+            ``BertConfig`` arguments.
+
+    Returns:
+        Tensor: (N,) uint8, the UTF-8 JSON ``{"bert_config": BertConfig.to_dict()}``.
+    """
+    if isinstance(bert_config, dict):
+        from transformers import BertConfig
+
+        bert_config = BertConfig(**bert_config)
+    text = json.dumps({'bert_config': bert_config.to_dict()}, sort_keys=True)
+    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
 
 
 def decode_architecture(state: Any) -> dict:

@@ -12,12 +12,19 @@ Two layouts are handled:
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 StateDict = Dict[str, Tensor]
+
+#: The reference's text encoder. Its architecture (the hub's ``config.json``)
+#: is ``transformers.BertConfig()`` with its defaults: known without a download.
+REFERENCE_TEXT_ENCODER = 'bert-base-uncased'
+#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture.
+TEXT_ENCODER_STATE = 'text_encoder._extra_state'
+_TEXT_WEIGHTS = 'text_encoder.bert.'
 
 # Official Swin entries that are not weights of a segmentation backbone:
 # derived buffers, the classification head and the final norm.
@@ -31,6 +38,9 @@ _SWIN_RULES = [
     (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
     (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
 ]
+
+# BERT's index buffers (0, 1, ... and zeros; older transformers versions saved them): derived.
+_TEXT_NOT_WEIGHTS = re.compile(r'^text_encoder\.embeddings\.(position_ids|token_type_ids)$')
 
 # Pixel-word attention ("SILA" in the reference).
 _ATTN_RULES = [
@@ -130,14 +140,93 @@ def official_swin_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
     return converted, dropped
 
 
-def official_fianet_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
+def text_encoder_architecture(encoder_cfg: Optional[dict] = None) -> Any:
+    """The BERT architecture (``transformers.BertConfig``) of a text encoder config.
+
+    Args:
+        encoder_cfg (dict | None): A config's ``model.text_encoder``
+            (:class:`~fianet_mmseg.models.BertTextEncoder` arguments). None:
+            the reference's bert-base-uncased.
+
+    Returns:
+        BertConfig: From ``bert_config`` when ``name_or_path`` is None;
+        ``BertConfig()`` for bert-base-uncased (its defaults are that model's
+        architecture, nothing is downloaded); else the ``config.json`` of the
+        local directory / ``package://`` folder / cached hub model.
+
+    Raises:
+        OSError: The named encoder's ``config.json`` cannot be found.
+    """
+    from transformers import BertConfig
+
+    from ...utils import resolve_pretrained
+
+    encoder_cfg = dict(encoder_cfg or {})
+    name = encoder_cfg.get('name_or_path', REFERENCE_TEXT_ENCODER)
+    if name is None:
+        return BertConfig(**dict(encoder_cfg.get('bert_config') or {}))
+    if name in (REFERENCE_TEXT_ENCODER, 'google-bert/' + REFERENCE_TEXT_ENCODER):
+        return BertConfig()
+    try:
+        return BertConfig.from_pretrained(resolve_pretrained(name))
+    except OSError as err:
+        raise OSError(f'cannot read the architecture (config.json) of text encoder {name!r}: '
+                      f'{err}') from err
+
+
+def check_text_encoder(state: StateDict, bert_config: Any) -> None:
+    """Check that the ``text_encoder.bert.*`` tensors of ``state`` form a BERT of ``bert_config``.
+
+    The number of attention heads cannot be checked (no tensor has its shape).
+
+    Raises:
+        ValueError: Naming missing, unexpected and differently shaped tensors
+            and the architecture they were checked against.
+    """
+    from transformers import BertModel
+
+    with torch.device('meta'):  # shapes only, no memory
+        bert = BertModel(bert_config, add_pooling_layer=False)
+    expected = {_TEXT_WEIGHTS + k: tuple(v.shape) for k, v in bert.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items() if k.startswith(_TEXT_WEIGHTS)}
+    problems = []
+    for name, keys in (
+            ('missing', [k for k in expected if k not in found]),
+            ('unexpected', [k for k in found if k not in expected]),
+            ('differently shaped (found vs expected)',
+             [f'{k} {found[k]} vs {v}' for k, v in expected.items()
+              if k in found and found[k] != v])):
+        if keys:
+            problems.append(f'{len(keys)} {name} (e.g. {keys[:3]})')
+    if problems:
+        arch = {k: getattr(bert_config, k) for k in (
+            'vocab_size', 'hidden_size', 'num_hidden_layers', 'intermediate_size',
+            'max_position_embeddings')}
+        raise ValueError(f'the text encoder weights do not fit the BERT architecture {arch}: '
+                         + '; '.join(problems))
+
+
+def official_fianet_to_mmseg(state: StateDict,
+                             bert_config: Any = None) -> Tuple[StateDict, List[str]]:
     """Convert a reference FIANet state dict to :class:`FIANet`'s layout.
 
-    Dropped (reported, not weights of the computation): derived buffers,
-    the reference's unused ``go_embedding`` layers, and the last stage's
-    token update (channel gate, tanh gate, OPAB), whose result the reference
-    discards. BatchNorm ``num_batches_tracked`` counters missing from the
-    source are added as zeros.
+    Dropped (reported, not weights of the computation): derived buffers
+    (Swin's index and mask buffers, BERT's ``position_ids`` /
+    ``token_type_ids`` of older transformers versions), the reference's
+    unused ``go_embedding`` layers, and the last stage's token update
+    (channel gate, tanh gate, OPAB), whose result the reference discards.
+    BatchNorm ``num_batches_tracked`` counters missing from the source are
+    added as zeros.
+
+    Args:
+        state (dict): The reference's state dict (``module.`` prefixes allowed).
+        bert_config (transformers.BertConfig | dict | None): The text
+            encoder's architecture (see :func:`text_encoder_architecture`).
+            Given, the text encoder's weights are checked against it
+            (:func:`check_text_encoder`) and it is stored as
+            ``text_encoder._extra_state``, as in the checkpoints this project
+            writes: the result then loads with ``strict=True``. The weights
+            cannot tell it (the number of attention heads is in no shape).
 
     Returns:
         tuple: The converted state dict and the dropped keys.
@@ -154,7 +243,9 @@ def official_fianet_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
     swin: StateDict = {}
     dropped: List[str] = []
     for key, value in state.items():
-        if key.startswith('text_encoder.'):
+        if _TEXT_NOT_WEIGHTS.match(key):
+            dropped.append(key)
+        elif key.startswith('text_encoder.'):
             converted['text_encoder.bert.' + key[len('text_encoder.'):]] = value
         elif key.startswith('classifier.'):
             converted['decode_head.' + _apply(_HEAD_RULES, key[len('classifier.'):])] = value
@@ -179,4 +270,13 @@ def official_fianet_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
         if key.endswith('.running_mean'):
             counter = key[:-len('running_mean')] + 'num_batches_tracked'
             converted.setdefault(counter, torch.tensor(0, dtype=torch.long))
+    if bert_config is not None:
+        from ..text_encoders.bert_text_encoder import encode_architecture
+
+        if isinstance(bert_config, dict):
+            from transformers import BertConfig
+
+            bert_config = BertConfig(**bert_config)
+        check_text_encoder(converted, bert_config)
+        converted[TEXT_ENCODER_STATE] = encode_architecture(bert_config)
     return converted, dropped
