@@ -4,7 +4,9 @@ Remote-sensing scenes are often 16-bit or float, with more than three bands, a
 CRS and a geotransform, and far larger than the model's input (the test
 pipeline resizes every input to 480x480). :func:`read_geotiff` turns a window
 of such a scene into the 8-bit RGB image the model takes, keeping the
-georeferencing of the window; :func:`write_mask_geotiff` and
+georeferencing of the window (with the project's one image reader,
+:func:`fianet_mmseg.apis.image_io.read_image`, which every entry point uses);
+:func:`write_mask_geotiff` and
 :func:`mask_to_geojson` / :func:`prediction_to_geojson` put a predicted mask
 back on the map.
 
@@ -31,7 +33,8 @@ Conventions:
   outside are clipped. ``'percentile'`` stretches uint8 data too, ``'none'``
   only clips to [0, 255]. A band whose low and high percentiles are equal
   becomes 0.
-* Nodata (the dataset's nodata value, per-band or dataset masks, an alpha band;
+* Nodata (the dataset's nodata value, an alpha band; per-band or dataset
+  masks when GDAL reads the pixels, see :mod:`~fianet_mmseg.apis.image_io`;
   also NaN / inf in float data) never enters the statistics. A pixel that is
   nodata in any selected band is invalid: black in the model's image, value
   :data:`MASK_NODATA` in the mask GeoTIFF, and in no polygon.
@@ -100,8 +103,9 @@ class GeoImage:
         image (np.ndarray): ``(H, W, 3)`` uint8 **RGB** (stretched bands).
         valid (np.ndarray): ``(H, W)`` bool, False where a selected band has
             no data.
-        transform (affine.Affine): Pixel (column, row) -> CRS coordinates of
-            the window's pixel corners (identity for plain images).
+        transform (affine.Affine | None): Pixel (column, row) -> CRS
+            coordinates of the window's pixel corners (identity for rasters
+            without georeferencing; None for images read without rasterio).
         crs (rasterio.crs.CRS | None): The source's CRS.
         path (str | None): The source file.
         bands (tuple[int]): Source bands (from 1) of the R, G, B channels.
@@ -140,7 +144,8 @@ class GeoImage:
     @property
     def georeferenced(self) -> bool:
         """True when the source has a CRS or a non-identity transform."""
-        return self.crs is not None or not self.transform.is_identity
+        return self.crs is not None or (self.transform is not None
+                                        and not self.transform.is_identity)
 
 
 # ------------------------------------------------------------------------- input
@@ -232,11 +237,121 @@ def _pixel_window(src: Any, window: Optional[Sequence[int]], bbox: Optional[Sequ
     return 0, 0, src.width, src.height
 
 
+def check_bands(bands: Optional[Sequence[int]], count: int, colours: int,
+                where: str) -> Tuple[int, ...]:
+    """The source bands (from 1) of R, G, B, or of the grey channel.
+
+    Args:
+        bands: Chosen bands, or None for the default: the first three colour
+            bands, or the only one.
+        count: Bands in the source (an alpha channel included).
+        colours: Bands that are not alpha (the first ``colours`` ones).
+        where: The source, for error messages.
+
+    Raises:
+        ValueError: Not 3 or 1 bands, a band that does not exist, or no
+            default (2 colour bands).
+    """
+    if bands is None:
+        if colours >= 3:
+            return (1, 2, 3)
+        if colours == 1:
+            return (1,)
+        raise ValueError(f'{where}: {colours} bands; choose the bands for R, G, B '
+                         '(bands=..., --bands)')
+    bands = tuple(bands)
+    if len(bands) not in (1, 3):
+        raise ValueError(f'{where}: give 3 bands (R, G, B) or 1 (grey), got {bands}')
+    for band in bands:
+        if isinstance(band, bool) or int(band) != band or not 1 <= band <= count:
+            raise ValueError(f'{where}: band {band} does not exist (the raster has '
+                             f'bands 1 to {count})')
+    return tuple(int(b) for b in bands)
+
+
+def to_model_image(values: np.ndarray, valid: np.ndarray, stretch: str,
+                   percentiles: Sequence[float], where: str
+                   ) -> Tuple[np.ndarray, Optional[List[Tuple[float, float]]]]:
+    """Selected bands -> ``((H, W, 3) uint8 RGB, stretch limits)``: stretched, grey repeated.
+
+    Args:
+        values: ``(C, H, W)`` (C = 1 or 3) of any numeric dtype.
+        valid: ``(H, W)`` bool.
+        stretch, percentiles: See :func:`stretch_to_uint8`.
+        where: The source, for error messages.
+    """
+    if stretch not in STRETCH_MODES:
+        raise ValueError(f'stretch must be one of {STRETCH_MODES}, got {stretch!r}')
+    _check_percentiles(percentiles)
+    if not valid.any():
+        raise ValueError(f'{where}: no valid pixel (all nodata)')
+    if values.dtype == np.uint8 and stretch in ('auto', 'none') and valid.all():
+        image, limits = values, None  # what the stretch gives, without the float copy
+    else:
+        try:
+            image, limits = stretch_to_uint8(values, valid, stretch, percentiles)
+        except ValueError as err:
+            raise ValueError(f'{where}: {err}') from err
+    if image.shape[0] == 1:
+        image = np.repeat(image, 3, axis=0)
+        limits = limits * 3 if limits else None
+    return np.ascontiguousarray(image.transpose(1, 2, 0)), limits
+
+
+def read_raster(src: Any, where: str, bands: Optional[Sequence[int]] = None,
+                window: Optional[Sequence[int]] = None, bbox: Optional[Sequence[float]] = None,
+                stretch: str = 'auto',
+                percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> GeoImage:
+    """GDAL's reading of an open rasterio dataset: a window of it as the model's image.
+
+    The pixels and the masks (nodata value, mask bands, alpha) are GDAL's.
+    :func:`~fianet_mmseg.apis.image_io.read_image` uses it for windows and for
+    the rasters that Pillow and OpenCV cannot decode.
+
+    Args:
+        src: An open ``rasterio`` dataset.
+        where: The source (file name) for messages and ``GeoImage.path``.
+        bands, window, bbox, stretch, percentiles: As in :func:`read_geotiff`.
+    """
+    from rasterio.enums import ColorInterp
+    from rasterio.windows import Window as RioWindow
+
+    _check_percentiles(percentiles)
+    count = src.count
+    colours = count - int(count > 1 and src.colorinterp[-1] == ColorInterp.alpha)
+    bands = check_bands(bands, count, colours, where)
+    col, row, width, height = _pixel_window(src, window, bbox, where)
+    rio_window = RioWindow(col, row, width, height)
+    data = src.read(list(bands), window=rio_window, masked=True)
+    transform = src.window_transform(rio_window)
+    invalid = np.ma.getmaskarray(data).any(axis=0)
+    values = np.ma.getdata(data)
+    if bands == (1,) and src.colorinterp[0] == ColorInterp.palette:  # colours, as Pillow
+        colormap = src.colormap(1)
+        lut = np.zeros((max(256, max(colormap) + 1), 3), np.uint8)
+        for index, colour in colormap.items():
+            lut[index] = colour[:3]
+        values = np.ascontiguousarray(lut[values[0]].transpose(2, 0, 1))
+        bands = (1, 1, 1)
+    if np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating):
+        invalid |= ~np.isfinite(values).all(axis=0)
+    valid = ~invalid
+    if not valid.any():
+        raise ValueError(f'{where}: the window (col_off={col}, row_off={row}, width={width}, '
+                         f'height={height}) has no valid pixel (all nodata)')
+    image, limits = to_model_image(values, valid, stretch, percentiles, where)
+    return GeoImage(image=image, valid=valid, transform=transform, crs=src.crs, path=where,
+                    bands=bands, window=(col, row, width, height), stretch=limits)
+
+
 def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
                  window: Optional[Sequence[int]] = None, bbox: Optional[Sequence[float]] = None,
                  stretch: str = 'auto',
                  percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> GeoImage:
     """Read a window of a raster (GeoTIFF or any GDAL format) as the model's image.
+
+    The same reading as every entry point's
+    (:func:`~fianet_mmseg.apis.image_io.read_image`), with rasterio required.
 
     Args:
         path: The raster file.
@@ -258,60 +373,11 @@ def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
         ValueError: Unreadable file, bad bands / window / bbox, a window
             without valid pixels; messages name the file.
     """
-    rasterio = require_rasterio()
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    from rasterio.windows import Window as RioWindow
+    require_rasterio()
+    from .image_io import read_image
 
-    path = str(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', NotGeoreferencedWarning)
-        try:
-            src = rasterio.open(path)
-        except RasterioIOError as err:
-            raise ValueError(f'{path}: cannot read the raster ({err})') from err
-        with src:
-            count = src.count
-            if bands is None:
-                if count >= 3:
-                    bands = (1, 2, 3)
-                elif count == 1:
-                    bands = (1,)
-                else:
-                    raise ValueError(f'{path}: {count} bands; choose the bands for R, G, B '
-                                     '(bands=..., --bands)')
-            bands = tuple(bands)
-            if len(bands) not in (1, 3):
-                raise ValueError(f'{path}: give 3 bands (R, G, B) or 1 (grey), got {bands}')
-            for band in bands:
-                if isinstance(band, bool) or int(band) != band or not 1 <= band <= count:
-                    raise ValueError(f'{path}: band {band} does not exist (the raster has '
-                                     f'bands 1 to {count})')
-            bands = tuple(int(b) for b in bands)
-            col, row, width, height = _pixel_window(src, window, bbox, path)
-            rio_window = RioWindow(col, row, width, height)
-            data = src.read(list(bands), window=rio_window, masked=True)
-            transform = src.window_transform(rio_window)
-            crs = src.crs
-    invalid = np.ma.getmaskarray(data).any(axis=0)
-    values = np.ma.getdata(data)
-    if np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating):
-        invalid |= ~np.isfinite(values).all(axis=0)
-    valid = ~invalid
-    if not valid.any():
-        raise ValueError(f'{path}: the window (col_off={col}, row_off={row}, width={width}, '
-                         f'height={height}) has no valid pixel (all nodata)')
-    try:
-        image, limits = stretch_to_uint8(values, valid, stretch, percentiles)
-    except ValueError as err:
-        raise ValueError(f'{path}: {err}') from err
-    if image.shape[0] == 1:
-        image = np.repeat(image, 3, axis=0)
-        limits = limits * 3 if limits else None
-    return GeoImage(image=np.ascontiguousarray(image.transpose(1, 2, 0)), valid=valid,
-                    transform=transform, crs=crs, path=path, bands=bands,
-                    window=(col, row, width, height), stretch=limits)
+    return read_image(path, bands=bands, window=window, bbox=bbox, stretch=stretch,
+                      percentiles=percentiles)
 
 
 # ------------------------------------------------------------------------ output
