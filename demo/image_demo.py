@@ -88,7 +88,7 @@ from fianet_mmseg.apis.geo import (
     rasterio_available,
 )
 from fianet_mmseg.utils.jsonl import iter_jsonl_lines, parse_jsonl_line
-from fianet_mmseg.visualization import render_prediction
+from fianet_mmseg.visualization import as_image_mask, render_prediction
 
 IMAGE_KEYS = ('image', 'img_path')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -325,7 +325,7 @@ def overlay_for(result, alpha: float, rgb: Optional[np.ndarray] = None,
         valid: Pixels with data; the mask is drawn only there.
     """
     image = read_image(result.img_path).image if rgb is None else rgb
-    mask = result.pred_sem_seg.data[0].cpu().numpy() > 0
+    mask = as_image_mask(result.pred_sem_seg.data, image.shape[:2])  # same size or an error
     if valid is not None:
         mask &= valid
     phrases = result.metainfo

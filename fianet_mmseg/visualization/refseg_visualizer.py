@@ -111,7 +111,7 @@ def _runs(text: str, roles: Sequence[int]) -> List[Tuple[str, int]]:
 
 
 # ------------------------------------------------------------------------ masks
-def _as_mask(mask, shape: Tuple[int, int]) -> np.ndarray:
+def as_image_mask(mask, shape: Tuple[int, int]) -> np.ndarray:
     """A boolean ``shape`` mask from an ``(H, W)`` / ``(1, H, W)`` array or tensor.
 
     Raises:
@@ -151,7 +151,7 @@ def draw_mask(image: np.ndarray, mask, color: Color = PRED_COLOR, alpha: float =
     _check_image(image)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f'alpha must be in [0, 1], got {alpha}')
-    mask = _as_mask(mask, image.shape[:2])
+    mask = as_image_mask(mask, image.shape[:2])
     out = image.copy()
     if not mask.any():
         return out
@@ -319,7 +319,7 @@ def render_prediction(image: np.ndarray, mask, expression: Optional[str] = None,
     if scale < 1:
         raise ValueError(f'render_prediction: scale must be an integer >= 1, got {scale}')
     if scale > 1:
-        mask = _as_mask(mask, image.shape[:2])
+        mask = as_image_mask(mask, image.shape[:2])
         image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         mask = np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
     out = draw_mask(image, mask, color, alpha)
@@ -350,7 +350,7 @@ def render_comparison(image: np.ndarray, pred_mask=None, gt_mask=None,
     if gt_mask is not None:
         title = 'ground truth' if image.shape[1] >= 200 else 'GT'
         if pred_mask is not None:
-            iou = mask_iou(_as_mask(pred_mask, shape), _as_mask(gt_mask, shape))
+            iou = mask_iou(as_image_mask(pred_mask, shape), as_image_mask(gt_mask, shape))
             title += f' (IoU {iou:.2f})'
         panels.append(draw_title(draw_mask(image, gt_mask, gt_color, alpha), title))
     canvas = np.concatenate(panels, axis=1) if panels else image.copy()
