@@ -1,4 +1,4 @@
-"""The one image reader (fianet_mmseg.apis.image_io) at every entry point.
+"""The one image reader (fianet_mmseg.utils.image_io) at every entry point.
 
 The same pixels saved as a 16-bit PNG, as two 16-bit GeoTIFFs (one that OpenCV
 decodes, one that only GDAL decodes) and as their 8-bit stretch must give the
@@ -28,7 +28,7 @@ from PIL import Image
 from test_inference import CONFIG, CaptureOutputs, options_dict, tiny_test_options
 
 from fianet_mmseg.apis import decode_image, inference_model, init_model, read_image
-from fianet_mmseg.apis.image_io import decode_channels
+from fianet_mmseg.utils.image_io import decode_channels
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
 from affine import Affine  # noqa: E402  (installed with rasterio)

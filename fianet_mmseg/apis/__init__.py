@@ -1,5 +1,6 @@
 """Inference API: ``init_model`` and ``inference_model``; the image reader; GeoTIFF in,
 georeferenced out."""
+from ..utils.image_io import decode_image, read_image
 from .geo import (
     GeoImage,
     mask_polygons,
@@ -9,7 +10,6 @@ from .geo import (
     write_geojson,
     write_mask_geotiff,
 )
-from .image_io import decode_image, read_image
 from .inference import (
     InferencePipeline,
     foreground_probability,

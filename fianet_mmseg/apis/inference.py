@@ -15,11 +15,11 @@ side (one image with many expressions, or one expression for many images).
 The result is one ``SegDataSample`` when both are single items, else a list in
 pair order.
 
-Image files are read by :func:`~fianet_mmseg.apis.image_io.read_image`, the
+Image files are read by :func:`~fianet_mmseg.utils.image_io.read_image`, the
 reader of every entry point (the demos, the visualiser and the data sets'
 ``LoadRefSegImage`` too): any bit depth (16-bit and float data stretched per
 band to 8 bit as GeoTIFFs are), 1, 3 or 4 channels, EXIF orientation ignored.
-A :class:`~fianet_mmseg.apis.geo.GeoImage` (from ``read_image`` or
+A :class:`~fianet_mmseg.utils.image_io.GeoImage` (from ``read_image`` or
 :func:`~fianet_mmseg.apis.geo.read_geotiff`: band selection, a window, other
 stretch limits) is an image too.
 """
@@ -41,9 +41,8 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
+from ..utils.image_io import GeoImage, read_image
 from .checkpoint_loading import load_weights, read_checkpoint, use_stored_text_encoder
-from .geo import GeoImage
-from .image_io import read_image
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]
@@ -63,7 +62,7 @@ class InferencePipeline:
 
     Built from ``test_dataloader.dataset.pipeline`` (else ``test_pipeline``),
     without ``LoadAnnotations``. Paths are read by
-    :func:`~fianet_mmseg.apis.image_io.read_image` (what the configs' loader,
+    :func:`~fianet_mmseg.utils.image_io.read_image` (what the configs' loader,
     ``LoadRefSegImage``, decodes in ``tools/test.py``), then they and arrays go
     through mmseg's ``LoadImageFromNDArray`` in place of the config's loader.
 

@@ -8,7 +8,7 @@ Conventions: images are ``(H, W, 3)`` uint8 in **RGB** order (as mmengine's
 visualisers use), colours are RGB tuples, masks are ``(H, W)`` arrays whose
 non-zero pixels are the referred object, of their image's size (a mask of
 another size is an error naming both shapes, never resized). Image files are
-read with :func:`fianet_mmseg.apis.image_io.read_image`, as the model reads
+read with :func:`fianet_mmseg.utils.image_io.read_image`, as the model reads
 them (any bit depth, EXIF orientation ignored). In the caption the decoupled object
 phrase is drawn in orange and underlined, the spatial phrases in cyan and
 underlined (a word in both: orange text, cyan underline), other words in white.
@@ -431,7 +431,7 @@ class RefSegVisualizer(SegLocalVisualizer):
         """The sample's image file as the model read it, else ``image``."""
         path = None if data_sample is None else data_sample.metainfo.get('img_path')
         if path and osp.isfile(str(path)):
-            from ..apis.image_io import read_image
+            from ..utils.image_io import read_image
 
             return read_image(path).image
         return image

@@ -9,7 +9,7 @@ from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from ...apis.image_io import decode_image
+from ...utils.image_io import decode_image
 
 #: Values a mask may hold: 0 (background), 1 (referred object), 255 (ignored).
 MASK_VALUES = (0, 1, 255)
@@ -19,7 +19,7 @@ MASK_VALUES = (0, 1, 255)
 class LoadRefSegImage(LoadImageFromFile):
     """Load an image file with the project's reader, as every inference entry point does.
 
-    :func:`fianet_mmseg.apis.image_io.decode_image` decodes the file's bytes
+    :func:`fianet_mmseg.utils.image_io.decode_image` decodes the file's bytes
     (read through ``mmengine.fileio``, so ``backend_args`` work):
 
     * 8-bit files (the reference's JPEG / TIFF data sets) with Pillow, EXIF
