@@ -126,8 +126,8 @@ class GeoImage:
 
     @property
     def bgr(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8 BGR (what the inference pipeline takes)."""
-        return np.ascontiguousarray(self.image[..., ::-1])
+        """``(H, W, 3)`` uint8 BGR (what the inference pipeline takes), a new array."""
+        return cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR)  # a fast copy of the swap
 
     @property
     def shape(self) -> Tuple[int, int]:
