@@ -20,7 +20,7 @@ Many pairs (one output set per pair and a summary table)::
 
 Outputs of one image: ``--out`` ending in ``.tif`` / ``.tiff`` is the mask
 (single-band uint8: 1 object, 0 background, 255 no data in the source),
-georeferenced like the input (its window); any other ``--out`` (or
+georeferenced like the input (its window; needs rasterio); any other ``--out`` (or
 ``--overlay``; with no output option ``<image name>_overlay.png`` in the
 current folder) is the overlay: the image's size, the mask filled
 semi-transparently and outlined, the expression on a band at the bottom with
@@ -30,23 +30,25 @@ object and position phrases, the category, its pixel count and its mean
 foreground probability, in the source's CRS (``--geojson-crs`` reprojects;
 images without georeferencing give pixel coordinates).
 
-GeoTIFF input (``.tif`` / ``.tiff``, or any image when a raster option is
-given) goes through :func:`fianet_mmseg.apis.read_geotiff`: ``--bands`` picks
-the source bands (from 1) for R, G, B (default the first three), 16-bit and
-float data is stretched per band between the 2nd and 98th percentiles of the
-window's valid pixels (``--stretch``, ``--percentiles``), nodata is kept out of
-the statistics, and ``--window`` / ``--bbox`` (in the scene's CRS) cut a part
-of a large scene: the model sees the whole input at its test size (480x480
-for the Swin-B configs).
+Every image (PNG, JPEG, TIFF / GeoTIFF... of any bit depth) is read by
+:func:`fianet_mmseg.apis.read_image`, the reader of the Python API and the
+data sets too: ``--bands`` picks the source bands (from 1) for R, G, B
+(default the first three; grey is repeated), 16-bit and float data is
+stretched per band between the 2nd and 98th percentiles of the valid pixels
+(``--stretch``, ``--percentiles``), nodata and alpha 0 are kept out of the
+statistics, EXIF orientation is ignored, and ``--window`` / ``--bbox`` (in the
+scene's CRS; need rasterio) cut a part of a large scene: the model sees the
+whole input at its test size (480x480 for the Swin-B configs).
 
 Batch: ``--pairs`` is a CSV with a header holding the columns ``image`` and
 ``expression``, or JSON lines with the keys ``image`` (or ``img_path``) and
 ``expression``; relative image paths are resolved against the pairs file's
 folder. ``--folder`` takes every image in a folder (not its subfolders) with
 one ``--expression``. Outputs go to ``--out-dir`` as ``<index>_<image
-name>.png`` (overlay), ``<index>_<image name>_mask.tif`` (``.png`` with 0 / 1
-values for images read without rasterio) and ``<index>_<image
-name>.geojson``, index = pair number from 0, zero-padded. A bad pair (missing
+name>.png`` (overlay), ``<index>_<image name>_mask.tif`` (for TIFF sources, or
+with a raster option, when rasterio is installed; else ``_mask.png``; both 1
+object, 0 background, the GeoTIFF 255 where the source has no data) and
+``<index>_<image name>.geojson``, index = pair number from 0, zero-padded. A bad pair (missing
 file, empty expression, unreadable image...) is reported with its file and line
 and skipped; the others go on. The summary (``--summary``, default
 ``<out-dir>/summary.csv``; ``.json`` for JSON) has one row per pair with its
@@ -73,7 +75,7 @@ from fianet_mmseg.apis import (
     inference_model,
     init_model,
     prediction_to_geojson,
-    read_geotiff,
+    read_image,
     write_geojson,
     write_mask_geotiff,
 )
@@ -82,10 +84,11 @@ from fianet_mmseg.apis.geo import (
     STRETCH_MODES,
     GeoImage,
     is_tiff,
+    mask_with_nodata,
     rasterio_available,
 )
 from fianet_mmseg.utils.jsonl import iter_jsonl_lines, parse_jsonl_line
-from fianet_mmseg.visualization import render_prediction
+from fianet_mmseg.visualization import as_image_mask, render_prediction
 
 IMAGE_KEYS = ('image', 'img_path')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -292,25 +295,21 @@ def folder_jobs(folder: str, expression: str) -> List[Job]:
 
 # ----------------------------------------------------------------------- images
 def raster_options_given(args: argparse.Namespace) -> bool:
-    """Whether a raster option asks for the GeoTIFF reader."""
+    """Whether a raster option (bands, window, bbox, stretch) is given."""
     return (args.bands is not None or args.window is not None or args.bbox is not None
             or args.stretch != 'auto'
             or tuple(args.percentiles) != tuple(DEFAULT_PERCENTILES))
 
 
-def load_input(path: str, args: argparse.Namespace) -> Tuple[Any, Optional[GeoImage]]:
-    """``(what inference_model takes, GeoImage or None)`` for one image file.
+def mask_is_geotiff(path: str, args: argparse.Namespace) -> bool:
+    """Whether a batch writes the mask of ``path`` as a (georeferenced) GeoTIFF."""
+    return rasterio_available() and (is_tiff(path) or raster_options_given(args))
 
-    TIFFs (when rasterio is installed) and any image with a raster option go
-    through :func:`read_geotiff`; other images keep the config's loader.
-    """
-    if raster_options_given(args) or (is_tiff(path) and rasterio_available()):
-        geo = read_geotiff(path, bands=args.bands, window=args.window, bbox=args.bbox,
-                           stretch=args.stretch, percentiles=args.percentiles)
-        return geo, geo
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    return path, None
+
+def load_input(path: str, args: argparse.Namespace) -> GeoImage:
+    """The model's image of one file (:func:`read_image` with the raster options)."""
+    return read_image(path, bands=args.bands, window=args.window, bbox=args.bbox,
+                      stretch=args.stretch, percentiles=args.percentiles)
 
 
 def overlay_for(result, alpha: float, rgb: Optional[np.ndarray] = None,
@@ -321,11 +320,12 @@ def overlay_for(result, alpha: float, rgb: Optional[np.ndarray] = None,
         result: The ``SegDataSample``.
         alpha: Mask opacity.
         scale: Enlargement of the overlay (see :func:`render_prediction`).
-        rgb: The RGB image predicted on (default: read from ``result.img_path``).
+        rgb: The RGB image predicted on (default: ``result.img_path`` read
+            with :func:`read_image`).
         valid: Pixels with data; the mask is drawn only there.
     """
-    image = mmcv.imread(result.img_path, channel_order='rgb') if rgb is None else rgb
-    mask = result.pred_sem_seg.data[0].cpu().numpy() > 0
+    image = read_image(result.img_path).image if rgb is None else rgb
+    mask = as_image_mask(result.pred_sem_seg.data, image.shape[:2])  # same size or an error
     if valid is not None:
         mask &= valid
     phrases = result.metainfo
@@ -370,8 +370,8 @@ def write_outputs(result, geo: Optional[GeoImage], args: argparse.Namespace,
             mask = result.pred_sem_seg.data[0].cpu().numpy()
             if is_tiff(path):
                 write_mask_geotiff(path, mask, geo, tags=mask_tags(result))
-            else:
-                _write(path, (mask > 0).astype(np.uint8), sources)
+            else:  # 1 object, 0 background (and no data)
+                _write(path, (mask_with_nodata(mask, geo) == 1).astype(np.uint8), sources)
         elif kind == 'geojson':
             collection = prediction_to_geojson(result, geo, dst_crs=args.geojson_crs,
                                                simplify=args.simplify)
@@ -433,8 +433,8 @@ class DemoRun:
 
 
 def run_single(model, args: argparse.Namespace) -> DemoRun:
-    model_input, geo = load_input(args.image, args)
-    result = inference_model(model, model_input, args.expression)
+    geo = load_input(args.image, args)
+    result = inference_model(model, geo, args.expression)
     targets = {}
     if args.out:
         targets['mask' if is_tiff(args.out) else 'overlay'] = args.out
@@ -450,11 +450,10 @@ def run_single(model, args: argparse.Namespace) -> DemoRun:
     return DemoRun(written=written)
 
 
-def _targets(job: Job, geo: Optional[GeoImage], args: argparse.Namespace,
-             digits: int) -> Dict[str, str]:
+def _targets(job: Job, args: argparse.Namespace, digits: int) -> Dict[str, str]:
     stem = osp.join(args.out_dir, f'{job.index:0{digits}d}_'
                                   f'{osp.splitext(osp.basename(job.image))[0]}')
-    names = dict(overlay=f'{stem}.png', mask=f'{stem}_mask.tif' if geo is not None
+    names = dict(overlay=f'{stem}.png', mask=f'{stem}_mask.tif' if mask_is_geotiff(job.image, args)
                  else f'{stem}_mask.png', geojson=f'{stem}.geojson')
     return {kind: names[kind] for kind in SAVE_CHOICES if kind in args.save}
 
@@ -492,8 +491,8 @@ def run_batch(model, args: argparse.Namespace) -> DemoRun:
         for job in jobs[start:start + args.batch_size]:
             if job.error is None:
                 try:
-                    model_input, geo = load_input(job.image, args)
-                    prepared.append((job, model_input, geo))
+                    geo = load_input(job.image, args)
+                    prepared.append((job, geo, geo))
                     continue
                 except Exception as err:
                     job.error = f'{job.source}: {err}'
@@ -504,7 +503,7 @@ def run_batch(model, args: argparse.Namespace) -> DemoRun:
             outputs: List[str] = []
             if error is None:
                 try:
-                    outputs = write_outputs(result, geo, args, _targets(job, geo, args, digits),
+                    outputs = write_outputs(result, geo, args, _targets(job, args, digits),
                                             sources)
                 except Exception as err:
                     error = f'{job.source}: {err}'

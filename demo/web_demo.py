@@ -4,19 +4,21 @@
         [--cfg-options KEY=VALUE ...]
 
 then open http://127.0.0.1:7860. Needs gradio (``pip install "fianet-mmseg[web]"``);
-GeoTIFF uploads need rasterio too (``[geo]``).
+georeferenced outputs and windows need rasterio too (``[geo]``).
 
-The page takes a PNG, JPEG or GeoTIFF (bands, a pixel window and the
-percentile stretch of :func:`fianet_mmseg.apis.read_geotiff` are under "Raster
-options") and an expression, and shows:
+The page takes a PNG, JPEG or (Geo)TIFF of any bit depth, read by
+:func:`fianet_mmseg.apis.read_image` as by the API and the image demo (bands, a
+pixel window and the percentile stretch are under "Raster options"), and an
+expression, and shows:
 
 * the overlay (the image's size; the mask and the expression with its phrases);
 * the expression with the decoupled object phrase and position phrases
   highlighted;
 * the text as the model receives it: one row per wordpiece position (padding
   included) with its attention, object and position mask values;
-* downloads: the mask (a georeferenced GeoTIFF for a GeoTIFF upload, 1 object,
-  0 background, 255 no data; else a PNG, 255 object) and the mask's polygons as
+* downloads: the mask (1 object, 0 background, as every mask this project
+  saves: a georeferenced GeoTIFF, 255 = no data, for a TIFF upload or a raster
+  option when rasterio is installed; else a PNG) and the mask's polygons as
   GeoJSON (the source's CRS or EPSG:4326; pixel coordinates for plain images).
 
 The page loads no resource from outside the server (system fonts).
@@ -39,12 +41,12 @@ from fianet_mmseg.apis import (
     inference_model,
     init_model,
     prediction_to_geojson,
-    read_geotiff,
+    read_image,
     wordpiece_masks,
     write_geojson,
     write_mask_geotiff,
 )
-from fianet_mmseg.apis.geo import DEFAULT_PERCENTILES, GeoImage, is_tiff
+from fianet_mmseg.apis.geo import DEFAULT_PERCENTILES, GeoImage, is_tiff, rasterio_available
 from fianet_mmseg.visualization import locate_phrases, render_prediction
 
 WEB_INSTALL_HINT = 'pip install "fianet-mmseg[web]"'
@@ -139,20 +141,26 @@ class Segmenter:
 
     def load(self, path: str, bands: Optional[str] = None, window: Optional[str] = None,
              low: float = DEFAULT_PERCENTILES[0], high: float = DEFAULT_PERCENTILES[1]
-             ) -> Tuple[np.ndarray, Optional[GeoImage]]:
-        """``(RGB image, GeoImage or None)``: TIFFs (or raster options) through rasterio."""
+             ) -> Tuple[GeoImage, bool]:
+        """``(the model's image, whether the mask download is a GeoTIFF)``.
+
+        The upload is read by :func:`read_image`; the mask is a GeoTIFF for a
+        TIFF or raster options when rasterio is installed.
+        """
         band_list = parse_ints(bands, 'bands', (1, 3))
         window_list = parse_ints(window, 'window', (4,))
-        raster = is_tiff(path) or band_list is not None or window_list is not None
-        if raster:
-            geo = read_geotiff(path, bands=band_list, window=window_list,
-                               percentiles=(float(low), float(high)))
-            return geo.image, geo
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
+        percentiles = (float(low), float(high))
+        try:
+            geo = read_image(path, bands=band_list, window=window_list,
+                             percentiles=percentiles)
+        except ValueError as err:
+            if 'cannot read' not in str(err):
+                raise
             raise ValueError(f'cannot read the image {osp.basename(path)} (PNG, JPEG or '
-                             'GeoTIFF expected)')
-        return np.ascontiguousarray(bgr[..., ::-1]), None
+                             f'(Geo)TIFF expected): {err}') from err
+        raster_options = (band_list is not None or window_list is not None
+                          or percentiles != tuple(DEFAULT_PERCENTILES))
+        return geo, rasterio_available() and (is_tiff(path) or raster_options)
 
     def __call__(self, path: Optional[str], expression: Optional[str],
                  bands: Optional[str] = None, window: Optional[str] = None,
@@ -168,27 +176,26 @@ class Segmenter:
             raise ValueError('upload an image first')
         if not expression or not expression.strip():
             raise ValueError('type an expression')
-        rgb, geo = self.load(path, bands, window, low, high)
-        model_input = geo if geo is not None else np.ascontiguousarray(rgb[..., ::-1])
-        result = inference_model(self.model, model_input, expression.strip())
+        geo, geotiff_mask = self.load(path, bands, window, low, high)
+        result = inference_model(self.model, geo, expression.strip())
         meta = result.metainfo
         mask = result.pred_sem_seg.data[0].cpu().numpy() > 0
-        if geo is not None:
-            mask &= geo.valid
+        mask &= geo.valid
+        rgb = geo.image
         overlay = render_prediction(rgb, mask, meta['expression'], meta.get('object_phrase'),
                                     meta.get('spatial_phrases'), alpha=self.alpha)
         out_dir = self._request_dir()
-        if geo is not None:
+        if geotiff_mask:
             mask_file = write_mask_geotiff(osp.join(out_dir, 'mask.tif'), mask, geo,
                                            tags=dict(expression=meta['expression']))
-        else:
+        else:  # 1 object, 0 background: the one encoding of saved masks
             mask_file = osp.join(out_dir, 'mask.png')
-            if not cv2.imwrite(mask_file, mask.astype(np.uint8) * 255):
+            if not cv2.imwrite(mask_file, mask.astype(np.uint8)):
                 raise OSError(f'cannot write {mask_file}')
         dst_crs = None
         note = ''
         if geojson_crs and geojson_crs != SOURCE_CRS:
-            if geo is not None and geo.crs is not None:
+            if geo.crs is not None:
                 dst_crs = geojson_crs
             else:
                 note = f' (no CRS in the upload: pixel coordinates, not {geojson_crs})'
@@ -197,7 +204,7 @@ class Segmenter:
         table = [[row['index'], row['wordpiece'], row['attention_mask'], row['object_mask'],
                   row['position_mask']] for row in wordpiece_masks(self.model, result)]
         spatial = meta.get('spatial_phrases') or []
-        crs = 'none (pixel coordinates)' if geo is None or geo.crs is None else str(geo.crs)
+        crs = 'none (pixel coordinates)' if geo.crs is None else str(geo.crs)
         info = '\n'.join([
             f'**object phrase:** {meta.get("object_phrase") or "-"}  ',
             f'**position phrases:** {"; ".join(spatial) or "-"}  ',

@@ -101,7 +101,7 @@ def break_file(source: str, kind: str, target: Path) -> Path:
 
 @pytest.mark.parametrize('kind, error, says', [
     ('missing', FileNotFoundError, 'No such file or directory'),
-    ('zero-byte', OSError, 'cannot identify image file'),  # PIL's UnidentifiedImageError
+    ('zero-byte', ValueError, 'the file is empty (0 bytes)'),
     ('truncated', OSError, 'Truncated File Read'),
 ])
 def test_image_file_errors_name_the_jsonl_line_and_the_image(tmp_path, sample, pipelines,
@@ -112,7 +112,7 @@ def test_image_file_errors_name_the_jsonl_line_and_the_image(tmp_path, sample, p
     with pytest.raises(error) as info:
         dataset[1]
     message = str(info.value)
-    for fragment in (f'{ann}, line 2', str(image), 'step LoadImageFromFile', says):
+    for fragment in (f'{ann}, line 2', str(image), 'step LoadRefSegImage', says):
         assert fragment in message, (fragment, message)
 
 

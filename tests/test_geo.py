@@ -166,7 +166,8 @@ def test_read_errors_name_the_file(tmp_path):
         read_geotiff(tmp_path / 'nope.tif')
     broken = tmp_path / 'broken.tif'
     broken.write_text('not a raster')
-    with pytest.raises(ValueError, match=r'broken.tif: cannot read the raster'):
+    with pytest.raises(ValueError, match=r'cannot read image .*broken.tif: Pillow, OpenCV '
+                                          r'and GDAL cannot decode it'):
         read_geotiff(broken)
 
 
@@ -340,17 +341,29 @@ def test_inference_reads_tiffs_and_geo_images(tiny_model, tmp_path):
     assert rows[2]['input_id'] == from_geo.input_ids[2].item()
 
 
-def test_inference_without_rasterio_reads_only_plain_tiffs(tiny_model, tmp_path, monkeypatch):
+def test_inference_without_rasterio_reads_what_pillow_and_opencv_read(tiny_model, tmp_path,
+                                                                     monkeypatch):
+    """Without rasterio: 8-bit and 16-bit RGB TIFFs read as with it (Pillow, OpenCV); a
+    4-band minimum-is-black TIFF, which OpenCV folds into one channel, names the extra.
+    (Before, every TIFF but 8-bit RGB / grey was refused without rasterio.)"""
     import cv2
 
-    rgb = np.random.default_rng(2).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     plain = str(tmp_path / 'plain.tif')
     cv2.imwrite(plain, rgb)
+    deep_rgb = str(tmp_path / 'deep_rgb.tif')  # 16-bit RGB, photometric RGB
+    cv2.imwrite(deep_rgb, rng.integers(0, 65536, (24, 32, 3), dtype=np.uint16))
     deep = write_raster(tmp_path / 'deep.tif', np.ones((4, 24, 32), np.uint16))
+    with_rasterio = [inference_model(tiny_model, path, 'the ship').seg_logits.data
+                     for path in (plain, deep_rgb)]
     monkeypatch.setitem(sys.modules, 'rasterio', None)
-    result = inference_model(tiny_model, plain, 'the ship')  # the config's loader
-    assert result.pred_sem_seg.data.shape == (1, 24, 32)
-    with pytest.raises(ImportError, match=r'deep.tif is not an 8-bit RGB .*\[geo\]'):
+    for path, expected in zip((plain, deep_rgb), with_rasterio):
+        result = inference_model(tiny_model, path, 'the ship')
+        assert result.pred_sem_seg.data.shape == (1, 24, 32)
+        assert torch.equal(result.seg_logits.data, expected)
+    with pytest.raises(ImportError, match=r'deep.tif: a TIFF of 4 band\(s\) of 16-bit '
+                                          r'unsigned samples.*\[geo\]'):
         inference_model(tiny_model, deep, 'the ship')
 
 

@@ -77,7 +77,7 @@ def test_enlarged_overlay_keeps_each_pixel_as_a_block():
     assert (out[26:, :] == 100).all() and (out[:, 21:] == 100).all()
     with pytest.raises(ValueError, match='scale must be'):
         render_prediction(image, mask, scale=0)
-    with pytest.raises(ValueError, match=r'shape \(4, 4\)'):
+    with pytest.raises(ValueError, match=r'the mask is 4x4 \(HxW\), its image 8x6'):
         render_prediction(image, np.zeros((4, 4)), scale=2)
 
 def test_caption_inside_keeps_size_marks_phrases_and_cuts_long_text():
@@ -150,6 +150,42 @@ def test_visualizer_draws_only_what_it_has(tmp_path):
     assert gt_only.shape[1] == 60 and (gt_only[22:33, 32:48] == [77, 155, 77]).all()
 
 
+def test_a_mask_of_another_size_is_an_error_not_a_resize(tmp_path):
+    """Before, a mask of another size was nearest-resized onto the image without a word."""
+    image = np.full((40, 60, 3), 90, np.uint8)
+    half = np.ones((20, 30), np.uint8)
+    with pytest.raises(ValueError, match=r'the mask is 20x30 \(HxW\), its image 40x60'):
+        draw_mask(image, half)
+    with pytest.raises(ValueError, match=r'the mask is 20x30 \(HxW\), its image 40x60'):
+        render_prediction(image, half, 'the ship')
+    visualizer = VISUALIZERS.build(dict(type='RefSegVisualizer', name='test_refseg_vis_3'))
+    with pytest.raises(ValueError, match=r'the mask is 40x60 \(HxW\), its image 30x60'):
+        visualizer.add_datasample('cut', image[:30], refseg_sample(),
+                                  out_file=str(tmp_path / 'cut.png'))
+
+
+def test_visualizer_draws_the_image_file_as_the_model_read_it(tmp_path):
+    """mmseg's hook hands over OpenCV's decoding (EXIF rotation applied, 16-bit data cut to
+    the high byte); the visualiser draws the sample's file read by the project's reader."""
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    path = tmp_path / 'rotated.jpg'
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), quality=95)
+    hook_image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)  # what the hook gives
+    assert hook_image.shape == (60, 40, 3)  # OpenCV applied the tag
+    sample = refseg_sample(object_phrase=None, spatial=())
+    sample.set_metainfo(dict(img_path=str(path), expression=''))
+    visualizer = VISUALIZERS.build(dict(type='RefSegVisualizer', name='test_refseg_vis_4'))
+    visualizer.add_datasample('exif', hook_image, sample, out_file=str(tmp_path / 'o.png'))
+    drawn = visualizer.get_image()
+    with Image.open(path) as stored:  # the stored pixel order, no EXIF rotation
+        expected = np.asarray(stored.convert('RGB'))
+    assert drawn.shape == (40, 120, 3)
+    # the ground-truth panel between its title and the mask (rows 20-34) shows the file
+    assert np.array_equal(drawn[14:19, 60:], expected[14:19])
 # -------------------------------------------------------------- per category
 RESULTS = [  # hand-written: I, U per expression
     dict(sample_idx=0, ref_id=1, sent_id=10, expression='a', category='ship', I=50, U=100),

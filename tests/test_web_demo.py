@@ -117,7 +117,7 @@ def test_segmenter_outputs(web, model, tmp_path):
     assert all(row[1:] == ['[PAD]', 0, 0, 0] for row in out['table'][10:])
     saved = cv2.imread(out['mask_file'], cv2.IMREAD_UNCHANGED)
     assert out['mask_file'].endswith('mask.png')
-    assert np.array_equal(saved, mask.astype(np.uint8) * 255)
+    assert np.array_equal(saved, mask.astype(np.uint8))  # 1 object, 0 background
     collection = json.loads(Path(out['geojson_file']).read_text())
     assert sum(f['properties']['pixels'] for f in collection['features']) == int(mask.sum())
     assert '**category:** storage tank' in out['info']
@@ -214,7 +214,7 @@ def test_page_in_headless_chromium(web, model, tmp_path, monkeypatch):
                 assert link.get_attribute('download') == 'mask.png'
                 body = page.request.get(link.get_attribute('href')).body()
                 saved = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
-                assert np.array_equal(saved, mask.astype(np.uint8) * 255)
+                assert np.array_equal(saved, mask.astype(np.uint8))  # 1 object, 0 background
                 link = page.locator('#geojson-file a[download]')
                 collection = json.loads(page.request.get(link.get_attribute('href')).body())
                 assert collection['features'][0]['properties']['expression'] == EXPRESSION

@@ -31,7 +31,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from fianet_mmseg.apis import inference_model, init_model
+from fianet_mmseg.apis import inference_model, init_model, read_image
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.converters import convert_rrsisd
 from fianet_mmseg.visualization import render_comparison
@@ -296,10 +296,10 @@ def write_overlays(cfg: Config, checkpoint: str, args: argparse.Namespace) -> st
     out_dir = osp.join(args.work_dir, 'overlays')
     os.makedirs(out_dir, exist_ok=True)
     for index, (record, result) in enumerate(zip(records, results)):
-        image = mmcv.imread(record['img_path'])
+        image = read_image(record['img_path']).image  # RGB, as the model read it
         gt = mmcv.imread(record['seg_map_path'], flag='unchanged')
         canvas = render_comparison(
-            mmcv.bgr2rgb(image), result.pred_sem_seg.data[0].cpu().numpy(), gt,
+            image, result.pred_sem_seg.data[0].cpu().numpy(), gt,
             record['expression'], result.object_phrase, result.spatial_phrases)
         mmcv.imwrite(mmcv.rgb2bgr(canvas), osp.join(out_dir, f'{index:02d}.png'))
     return out_dir

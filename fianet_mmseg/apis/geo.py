@@ -4,7 +4,9 @@ Remote-sensing scenes are often 16-bit or float, with more than three bands, a
 CRS and a geotransform, and far larger than the model's input (the test
 pipeline resizes every input to 480x480). :func:`read_geotiff` turns a window
 of such a scene into the 8-bit RGB image the model takes, keeping the
-georeferencing of the window; :func:`write_mask_geotiff` and
+georeferencing of the window (with the project's one image reader,
+:func:`fianet_mmseg.utils.image_io.read_image`, which every entry point uses);
+:func:`write_mask_geotiff` and
 :func:`mask_to_geojson` / :func:`prediction_to_geojson` put a predicted mask
 back on the map.
 
@@ -31,7 +33,8 @@ Conventions:
   outside are clipped. ``'percentile'`` stretches uint8 data too, ``'none'``
   only clips to [0, 255]. A band whose low and high percentiles are equal
   becomes 0.
-* Nodata (the dataset's nodata value, per-band or dataset masks, an alpha band;
+* Nodata (the dataset's nodata value, an alpha band; per-band or dataset
+  masks when GDAL reads the pixels, see :mod:`~fianet_mmseg.utils.image_io`;
   also NaN / inf in float data) never enters the statistics. A pixel that is
   nodata in any selected band is invalid: black in the model's image, value
   :data:`MASK_NODATA` in the mask GeoTIFF, and in no polygon.
@@ -44,192 +47,36 @@ rasterio (and shapely, for simplified polygons) are optional:
 from __future__ import annotations
 
 import json
-import math
 import os
 import os.path as osp
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..utils.arrays import as_hw_array
+from ..utils.image_io import (  # noqa: F401  (the raster input half, re-exported)
+    DEFAULT_PERCENTILES,
+    GEO_INSTALL_HINT,
+    STRETCH_MODES,
+    TIFF_SUFFIXES,
+    GeoImage,
+    check_bands,
+    is_tiff,
+    rasterio_available,
+    read_image,
+    read_raster,
+    require_rasterio,
+    stretch_to_uint8,
+    to_model_image,
+)
 
 PathType = Union[str, Path]
-Window = Tuple[int, int, int, int]  # col_off, row_off, width, height
 BBox = Tuple[float, float, float, float]  # left, bottom, right, top
 
-GEO_INSTALL_HINT = 'pip install "fianet-mmseg[geo]"'
-TIFF_SUFFIXES = ('.tif', '.tiff')
-STRETCH_MODES = ('auto', 'percentile', 'none')
-DEFAULT_PERCENTILES = (2.0, 98.0)
 #: Mask value of pixels without data in the source (the mask GeoTIFF's nodata).
 MASK_NODATA = 255
-
-
-def require_rasterio() -> Any:
-    """Import rasterio, or raise an ImportError that says how to install it."""
-    try:
-        import rasterio
-    except ImportError as err:
-        raise ImportError(f'GeoTIFF input and georeferenced outputs need rasterio: '
-                          f'{GEO_INSTALL_HINT}') from err
-    return rasterio
-
-
-def rasterio_available() -> bool:
-    """Whether rasterio can be imported."""
-    try:
-        require_rasterio()
-    except ImportError:
-        return False
-    return True
-
-
-def is_tiff(path: Any) -> bool:
-    """Whether ``path`` is a file name ending in ``.tif`` / ``.tiff``."""
-    return isinstance(path, (str, Path)) and osp.splitext(str(path))[1].lower() in TIFF_SUFFIXES
-
-
-@dataclass
-class GeoImage:
-    """A window of a raster as the model's 8-bit RGB image, with its georeferencing.
-
-    Attributes:
-        image (np.ndarray): ``(H, W, 3)`` uint8 **RGB** (stretched bands).
-        valid (np.ndarray): ``(H, W)`` bool, False where a selected band has
-            no data.
-        transform (affine.Affine): Pixel (column, row) -> CRS coordinates of
-            the window's pixel corners (identity for plain images).
-        crs (rasterio.crs.CRS | None): The source's CRS.
-        path (str | None): The source file.
-        bands (tuple[int]): Source bands (from 1) of the R, G, B channels.
-        window (tuple[int]): ``(col_off, row_off, width, height)`` read.
-        stretch (list[tuple[float, float]] | None): Per channel, the source
-            values mapped to 0 and 255 (None: no stretch).
-    """
-
-    image: np.ndarray
-    valid: np.ndarray
-    transform: Any
-    crs: Any = None
-    path: Optional[str] = None
-    bands: Tuple[int, ...] = (1, 2, 3)
-    window: Window = (0, 0, 0, 0)
-    stretch: Optional[List[Tuple[float, float]]] = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
-            raise ValueError(f'GeoImage: image must be (H, W, 3) uint8, got {self.image.shape} '
-                             f'{self.image.dtype}')
-        if self.valid.shape != self.image.shape[:2]:
-            raise ValueError(f'GeoImage: valid has shape {self.valid.shape}, image '
-                             f'{self.image.shape[:2]}')
-
-    @property
-    def bgr(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8 BGR (what the inference pipeline takes)."""
-        return np.ascontiguousarray(self.image[..., ::-1])
-
-    @property
-    def shape(self) -> Tuple[int, int]:
-        """``(H, W)``."""
-        return self.image.shape[:2]
-
-    @property
-    def georeferenced(self) -> bool:
-        """True when the source has a CRS or a non-identity transform."""
-        return self.crs is not None or not self.transform.is_identity
-
-
-# ------------------------------------------------------------------------- input
-def _check_percentiles(percentiles: Sequence[float]) -> Tuple[float, float]:
-    if len(percentiles) != 2:
-        raise ValueError(f'percentiles must be (low, high), got {percentiles!r}')
-    low, high = (float(p) for p in percentiles)
-    if not 0.0 <= low < high <= 100.0:
-        raise ValueError(f'percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}')
-    return low, high
-
-
-def stretch_to_uint8(data: np.ndarray, valid: np.ndarray, mode: str = 'auto',
-                     percentiles: Sequence[float] = DEFAULT_PERCENTILES
-                     ) -> Tuple[np.ndarray, Optional[List[Tuple[float, float]]]]:
-    """Map bands to 8 bit (see the module's conventions).
-
-    Args:
-        data: ``(C, H, W)`` array of any numeric dtype.
-        valid: ``(H, W)`` bool; only these pixels enter the statistics.
-        mode: ``'auto'``, ``'percentile'`` or ``'none'``.
-        percentiles: ``(low, high)`` in [0, 100].
-
-    Returns:
-        tuple: ``((C, H, W) uint8 with invalid pixels 0, [(low, high)] per band
-        or None when not stretched)``.
-
-    Raises:
-        ValueError: Unknown mode, bad percentiles, no valid pixel.
-    """
-    if mode not in STRETCH_MODES:
-        raise ValueError(f'stretch must be one of {STRETCH_MODES}, got {mode!r}')
-    low_p, high_p = _check_percentiles(percentiles)
-    if not valid.any():
-        raise ValueError('no valid pixel to stretch (everything is nodata)')
-    if mode == 'auto':
-        mode = 'none' if data.dtype == np.uint8 else 'percentile'
-    out = np.zeros(data.shape, dtype=np.uint8)
-    if mode == 'none':
-        out[:, valid] = np.clip(np.rint(data[:, valid].astype(np.float64)), 0, 255)
-        return out, None
-    limits = []
-    for index, band in enumerate(data):
-        values = band[valid].astype(np.float64)
-        low, high = (float(v) for v in np.percentile(values, [low_p, high_p]))
-        limits.append((low, high))
-        if high > low:
-            scaled = (values - low) * (255.0 / (high - low))
-            out[index, valid] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return out, limits
-
-
-def _pixel_window(src: Any, window: Optional[Sequence[int]], bbox: Optional[Sequence[float]],
-                  where: str) -> Window:
-    """The integer window to read: given, from a bounding box, or the whole raster."""
-    if window is not None and bbox is not None:
-        raise ValueError(f'{where}: give a window or a bbox, not both')
-    if window is not None:
-        if len(window) != 4 or any(isinstance(v, bool) or int(v) != v for v in window):
-            raise ValueError(f'{where}: window must be 4 integers (col_off, row_off, width, '
-                             f'height), got {window!r}')
-        col, row, width, height = (int(v) for v in window)
-        if width <= 0 or height <= 0 or col < 0 or row < 0 or col + width > src.width \
-                or row + height > src.height:
-            raise ValueError(f'{where}: window (col_off={col}, row_off={row}, width={width}, '
-                             f'height={height}) is not inside the raster of {src.width}x'
-                             f'{src.height} pixels')
-        return col, row, width, height
-    if bbox is not None:
-        from rasterio.windows import from_bounds
-
-        if len(bbox) != 4:
-            raise ValueError(f'{where}: bbox must be (left, bottom, right, top), got {bbox!r}')
-        left, bottom, right, top = (float(v) for v in bbox)
-        if not (left < right and bottom < top):
-            raise ValueError(f'{where}: bbox must have left < right and bottom < top, got '
-                             f'{bbox!r}')
-        float_window = from_bounds(left, bottom, right, top, transform=src.transform)
-        # every pixel the box touches, cut to the raster
-        eps = 1e-6
-        col0 = max(0, math.floor(float_window.col_off + eps))
-        row0 = max(0, math.floor(float_window.row_off + eps))
-        col1 = min(src.width, math.ceil(float_window.col_off + float_window.width - eps))
-        row1 = min(src.height, math.ceil(float_window.row_off + float_window.height - eps))
-        if col1 <= col0 or row1 <= row0:
-            raise ValueError(f'{where}: bbox {tuple(bbox)} does not overlap the raster '
-                             f'(bounds {tuple(src.bounds)} in {src.crs})')
-        return col0, row0, col1 - col0, row1 - row0
-    return 0, 0, src.width, src.height
 
 
 def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
@@ -237,6 +84,9 @@ def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
                  stretch: str = 'auto',
                  percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> GeoImage:
     """Read a window of a raster (GeoTIFF or any GDAL format) as the model's image.
+
+    The same reading as every entry point's
+    (:func:`~fianet_mmseg.utils.image_io.read_image`), with rasterio required.
 
     Args:
         path: The raster file.
@@ -258,61 +108,9 @@ def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
         ValueError: Unreadable file, bad bands / window / bbox, a window
             without valid pixels; messages name the file.
     """
-    rasterio = require_rasterio()
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    from rasterio.windows import Window as RioWindow
-
-    path = str(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', NotGeoreferencedWarning)
-        try:
-            src = rasterio.open(path)
-        except RasterioIOError as err:
-            raise ValueError(f'{path}: cannot read the raster ({err})') from err
-        with src:
-            count = src.count
-            if bands is None:
-                if count >= 3:
-                    bands = (1, 2, 3)
-                elif count == 1:
-                    bands = (1,)
-                else:
-                    raise ValueError(f'{path}: {count} bands; choose the bands for R, G, B '
-                                     '(bands=..., --bands)')
-            bands = tuple(bands)
-            if len(bands) not in (1, 3):
-                raise ValueError(f'{path}: give 3 bands (R, G, B) or 1 (grey), got {bands}')
-            for band in bands:
-                if isinstance(band, bool) or int(band) != band or not 1 <= band <= count:
-                    raise ValueError(f'{path}: band {band} does not exist (the raster has '
-                                     f'bands 1 to {count})')
-            bands = tuple(int(b) for b in bands)
-            col, row, width, height = _pixel_window(src, window, bbox, path)
-            rio_window = RioWindow(col, row, width, height)
-            data = src.read(list(bands), window=rio_window, masked=True)
-            transform = src.window_transform(rio_window)
-            crs = src.crs
-    invalid = np.ma.getmaskarray(data).any(axis=0)
-    values = np.ma.getdata(data)
-    if np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating):
-        invalid |= ~np.isfinite(values).all(axis=0)
-    valid = ~invalid
-    if not valid.any():
-        raise ValueError(f'{path}: the window (col_off={col}, row_off={row}, width={width}, '
-                         f'height={height}) has no valid pixel (all nodata)')
-    try:
-        image, limits = stretch_to_uint8(values, valid, stretch, percentiles)
-    except ValueError as err:
-        raise ValueError(f'{path}: {err}') from err
-    if image.shape[0] == 1:
-        image = np.repeat(image, 3, axis=0)
-        limits = limits * 3 if limits else None
-    return GeoImage(image=np.ascontiguousarray(image.transpose(1, 2, 0)), valid=valid,
-                    transform=transform, crs=crs, path=path, bands=bands,
-                    window=(col, row, width, height), stretch=limits)
-
+    require_rasterio()
+    return read_image(path, bands=bands, window=window, bbox=bbox, stretch=stretch,
+                      percentiles=percentiles)
 
 # ------------------------------------------------------------------------ output
 def _check_destination(path: PathType, geo: Optional[GeoImage]) -> str:

@@ -15,12 +15,13 @@ side (one image with many expressions, or one expression for many images).
 The result is one ``SegDataSample`` when both are single items, else a list in
 pair order.
 
-Rasters: a :class:`~fianet_mmseg.apis.geo.GeoImage` (from
-:func:`~fianet_mmseg.apis.geo.read_geotiff`: band selection, a window, the
-stretch to 8 bit) is an image too, and a ``.tif`` / ``.tiff`` path is read
-with ``read_geotiff``'s defaults when rasterio is installed (optional extra
-``geo``); without it only 8-bit RGB / grey TIFFs are read (by the config's
-loader).
+Image files are read by :func:`~fianet_mmseg.utils.image_io.read_image`, the
+reader of every entry point (the demos, the visualiser and the data sets'
+``LoadRefSegImage`` too): any bit depth (16-bit and float data stretched per
+band to 8 bit as GeoTIFFs are), 1, 3 or 4 channels, EXIF orientation ignored.
+A :class:`~fianet_mmseg.utils.image_io.GeoImage` (from ``read_image`` or
+:func:`~fianet_mmseg.apis.geo.read_geotiff`: band selection, a window, other
+stretch limits) is an image too.
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
+from ..utils.image_io import GeoImage, read_image
 from .checkpoint_loading import load_weights, read_checkpoint_for_model
-from .geo import GEO_INSTALL_HINT, GeoImage, is_tiff, rasterio_available, read_geotiff
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]
@@ -49,8 +50,6 @@ ConfigType = Union[str, Path, Config]
 _ANNOTATION_LOADERS = ('LoadAnnotations', 'LoadRefSegAnnotations')
 _TEXT_STEP = 'DecoupleAndTokenize'
 _PIPELINE_ATTR = '_refseg_inference_pipeline'
-#: TIFF modes the config's (OpenCV) loader reads faithfully without rasterio.
-_PLAIN_TIFF_MODES = ('RGB', 'RGBA', 'L', 'P')
 
 
 def _step_type(step: dict) -> str:
@@ -62,9 +61,10 @@ class InferencePipeline:
     """The test pipeline of a config, split into the image loader and the rest.
 
     Built from ``test_dataloader.dataset.pipeline`` (else ``test_pipeline``),
-    without ``LoadAnnotations``. Paths go through the config's own loader
-    (``LoadImageFromFile``, as in ``tools/test.py``); arrays through mmseg's
-    ``LoadImageFromNDArray``.
+    without ``LoadAnnotations``. Paths are read by
+    :func:`~fianet_mmseg.utils.image_io.read_image` (what the configs' loader,
+    ``LoadRefSegImage``, decodes in ``tools/test.py``), then they and arrays go
+    through mmseg's ``LoadImageFromNDArray`` in place of the config's loader.
 
     Args:
         cfg (Config): The model's config.
@@ -82,11 +82,11 @@ class InferencePipeline:
                            'test_pipeline) to build the inference pipeline from')
         steps = [copy.deepcopy(step) for step in steps
                  if _step_type(step) not in _ANNOTATION_LOADERS]
-        if not steps or not _step_type(steps[0]).startswith('LoadImage'):
+        loader = _step_type(steps[0]) if steps else ''
+        if not (loader.startswith('Load') and 'Image' in loader):
             raise ValueError(f'the test pipeline must start with an image loader '
-                             f'(LoadImageFromFile), got {steps[:1]!r}')
+                             f'(LoadRefSegImage), got {steps[:1]!r}')
         self.steps = steps
-        self.file_loader = TRANSFORMS.build(steps[0])
         self.array_loader = TRANSFORMS.build(dict(
             type='LoadImageFromNDArray', to_float32=steps[0].get('to_float32', False)))
         self.transforms = Compose(steps[1:])
@@ -95,32 +95,29 @@ class InferencePipeline:
     def load(self, image: ImageType, where: str) -> dict:
         """Run the image loader; ``where`` names the input in error messages.
 
-        A :class:`GeoImage` (and a ``.tif`` path, when rasterio is installed)
-        goes through the array loader with ``img_path`` set to its file.
+        A path is read with :func:`read_image`; it and a :class:`GeoImage` go
+        through the array loader with ``img_path`` set to the file.
         """
         if isinstance(image, np.ndarray):
             return self.array_loader(dict(img=image))
-        if isinstance(image, GeoImage):
-            results = self.array_loader(dict(img=image.bgr))
-            results['img_path'] = image.path
-            return results
-        path = str(image)
+        if not isinstance(image, GeoImage):
+            image = self.read(image, where)
+        results = self.array_loader(dict(img=image.bgr))
+        results['img_path'] = image.path
+        return results
+
+    @staticmethod
+    def read(path: Union[str, Path], where: str) -> GeoImage:
+        """:func:`read_image` with errors that name ``where`` and the file."""
+        path = str(path)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{where}: image file {path} does not exist')
-        if is_tiff(path):
-            if rasterio_available():
-                try:
-                    return self.load(read_geotiff(path), where)
-                except ValueError as err:
-                    raise ValueError(f'{where}: cannot read image {path} ({err})') from err
-            _check_plain_tiff(path, where)
         try:
-            results = self.file_loader(dict(img_path=path))
-        except Exception as err:  # decoding errors of cv2 / PIL / turbojpeg
+            return read_image(path)
+        except ImportError as err:
+            raise ImportError(f'{where}: {err}') from err
+        except (ValueError, OSError) as err:  # not an image, a broken file
             raise ValueError(f'{where}: cannot read image {path} ({err})') from err
-        if results is None or results.get('img') is None:
-            raise ValueError(f'{where}: cannot read image {path}')
-        return results
 
     def __call__(self, image: ImageType, expression: str, where: str = 'input') -> dict:
         """``dict(inputs=(3, H, W) uint8 tensor, data_samples=SegDataSample)``."""
@@ -143,21 +140,6 @@ class InferencePipeline:
 
             self._tokenizer = load_tokenizer(self.text_step().tokenizer)
         return self._tokenizer
-
-
-def _check_plain_tiff(path: str, where: str) -> None:
-    """Without rasterio: refuse TIFFs the OpenCV loader would misread (16-bit, many bands)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-    except Exception:  # Pillow cannot open many multi-band / 16-bit GeoTIFFs
-        mode = None
-    if mode not in _PLAIN_TIFF_MODES:
-        raise ImportError(f'{where}: {path} is not an 8-bit RGB or grey TIFF (Pillow mode '
-                          f'{mode}); reading it (bands, 16-bit stretch, georeferencing) needs '
-                          f'rasterio: {GEO_INSTALL_HINT}')
 
 
 def get_inference_pipeline(model: nn.Module) -> InferencePipeline:
@@ -313,8 +295,9 @@ def inference_model(model: nn.Module, image: Union[ImageType, Sequence[ImageType
 
     Args:
         model (nn.Module): A model from :func:`init_model`.
-        image: An image path, an ``(H, W, 3)`` uint8 **BGR** array (as
-            ``cv2.imread`` gives), a :class:`GeoImage`, or a list of them.
+        image: An image path (any bit depth, read by :func:`read_image`), an
+            ``(H, W, 3)`` uint8 **BGR** array, a :class:`GeoImage`, or a list
+            of them.
         expression: A referring expression or a list of them. Paired with
             ``image`` as in the module docstring.
         batch_size (int): Pairs per forward pass (one ``model.test_step``

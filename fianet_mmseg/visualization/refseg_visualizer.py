@@ -6,7 +6,10 @@ gallery (``tools/analysis_tools/failure_gallery.py``) and mmseg's
 
 Conventions: images are ``(H, W, 3)`` uint8 in **RGB** order (as mmengine's
 visualisers use), colours are RGB tuples, masks are ``(H, W)`` arrays whose
-non-zero pixels are the referred object. In the caption the decoupled object
+non-zero pixels are the referred object, of their image's size (a mask of
+another size is an error naming both shapes, never resized). Image files are
+read with :func:`fianet_mmseg.utils.image_io.read_image`, as the model reads
+them (any bit depth, EXIF orientation ignored). In the caption the decoupled object
 phrase is drawn in orange and underlined, the spatial phrases in cyan and
 underlined (a word in both: orange text, cyan underline), other words in white.
 The caption uses OpenCV's Hershey font, so characters outside ASCII are drawn
@@ -14,6 +17,7 @@ as ``?``.
 """
 from __future__ import annotations
 
+import os.path as osp
 import re
 from typing import List, Optional, Sequence, Tuple
 
@@ -107,15 +111,16 @@ def _runs(text: str, roles: Sequence[int]) -> List[Tuple[str, int]]:
 
 
 # ------------------------------------------------------------------------ masks
-def _as_mask(mask, shape: Tuple[int, int]) -> np.ndarray:
+def as_image_mask(mask, shape: Tuple[int, int]) -> np.ndarray:
     """A boolean ``shape`` mask from an ``(H, W)`` / ``(1, H, W)`` array or tensor.
 
-    A mask of another size is resized to ``shape`` (nearest neighbour).
+    Raises:
+        ValueError: The mask is not of the image's size ``shape`` (naming both).
     """
     mask = as_hw_array(mask)
     if mask.shape != tuple(shape):
-        mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]),
-                          interpolation=cv2.INTER_NEAREST)
+        raise ValueError(f'the mask is {mask.shape[0]}x{mask.shape[1]} (HxW), its image '
+                         f'{shape[0]}x{shape[1]}: a mask must have its image\'s size')
     return mask.astype(bool)
 
 
@@ -133,7 +138,8 @@ def draw_mask(image: np.ndarray, mask, color: Color = PRED_COLOR, alpha: float =
 
     Args:
         image: ``(H, W, 3)`` uint8 image (not modified).
-        mask: ``(H, W)`` or ``(1, H, W)`` array / tensor; non-zero = object.
+        mask: ``(H, W)`` or ``(1, H, W)`` array / tensor of the image's size;
+            non-zero = object.
         color: Fill and outline colour, in the image's channel order.
         alpha: Opacity of the fill, in [0, 1].
         outline: Outline thickness in pixels; None: ``max(1, min(H, W) // 200)``;
@@ -145,7 +151,7 @@ def draw_mask(image: np.ndarray, mask, color: Color = PRED_COLOR, alpha: float =
     _check_image(image)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f'alpha must be in [0, 1], got {alpha}')
-    mask = _as_mask(mask, image.shape[:2])
+    mask = as_image_mask(mask, image.shape[:2])
     out = image.copy()
     if not mask.any():
         return out
@@ -313,10 +319,7 @@ def render_prediction(image: np.ndarray, mask, expression: Optional[str] = None,
     if scale < 1:
         raise ValueError(f'render_prediction: scale must be an integer >= 1, got {scale}')
     if scale > 1:
-        mask = as_hw_array(mask)
-        if mask.shape != image.shape[:2]:
-            raise ValueError(f'a mask of shape {mask.shape} for an image of shape '
-                             f'{image.shape[:2]}')
+        mask = as_image_mask(mask, image.shape[:2])
         image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         mask = np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
     out = draw_mask(image, mask, color, alpha)
@@ -347,7 +350,7 @@ def render_comparison(image: np.ndarray, pred_mask=None, gt_mask=None,
     if gt_mask is not None:
         title = 'ground truth' if image.shape[1] >= 200 else 'GT'
         if pred_mask is not None:
-            iou = mask_iou(_as_mask(pred_mask, shape), _as_mask(gt_mask, shape))
+            iou = mask_iou(as_image_mask(pred_mask, shape), as_image_mask(gt_mask, shape))
             title += f' (IoU {iou:.2f})'
         panels.append(draw_title(draw_mask(image, gt_mask, gt_color, alpha), title))
     canvas = np.concatenate(panels, axis=1) if panels else image.copy()
@@ -369,7 +372,10 @@ class RefSegVisualizer(SegLocalVisualizer):
     """mmseg visualiser for referring segmentation.
 
     ``add_datasample`` draws the prediction (left) and the ground truth
-    (right) of the referred object (label ``object_label``) over the image,
+    (right) of the referred object (label ``object_label``) over the image
+    (read again from the sample's ``img_path`` with the project's reader when
+    that file exists: mmseg's hook decodes it with OpenCV, which applies EXIF
+    rotation and keeps only the high byte of 16-bit data),
     each filled semi-transparently and outlined, and writes the expression
     below them with the decoupled phrases marked (see
     :func:`render_comparison`). mmseg's ``SegVisualizationHook`` (validation,
@@ -420,6 +426,16 @@ class RefSegVisualizer(SegLocalVisualizer):
             data = data.detach().cpu().numpy()
         return np.asarray(data) == self.object_label
 
+    @staticmethod
+    def source_image(image: np.ndarray, data_sample: Optional[SegDataSample]) -> np.ndarray:
+        """The sample's image file as the model read it, else ``image``."""
+        path = None if data_sample is None else data_sample.metainfo.get('img_path')
+        if path and osp.isfile(str(path)):
+            from ..utils.image_io import read_image
+
+            return read_image(path).image
+        return image
+
     @master_only
     def add_datasample(self, name: str, image: np.ndarray,
                        data_sample: Optional[SegDataSample] = None, draw_gt: bool = True,
@@ -430,10 +446,12 @@ class RefSegVisualizer(SegLocalVisualizer):
 
         Args:
             name (str): Image identifier for the backends.
-            image (np.ndarray): ``(H, W, 3)`` RGB image at the original size.
+            image (np.ndarray): ``(H, W, 3)`` RGB image at the original size;
+                replaced by ``read_image(data_sample.img_path).image`` when
+                that file exists.
             data_sample (SegDataSample, optional): With ``pred_sem_seg`` and/or
-                ``gt_sem_seg`` (resized to the image if needed) and the
-                expression / phrases as metainfo.
+                ``gt_sem_seg`` of the image's size (another size is an error)
+                and the expression / phrases as metainfo.
             draw_gt, draw_pred (bool): Which panels to draw.
             show (bool): Show in a window instead of saving to the backends.
             wait_time (float): Seconds to show.
@@ -444,6 +462,7 @@ class RefSegVisualizer(SegLocalVisualizer):
         """
         pred = gt = None
         expression, object_phrase, spatial = None, None, []
+        image = self.source_image(image, data_sample)
         if data_sample is not None:
             if draw_pred:
                 pred = self._object_mask(data_sample, 'pred_sem_seg')

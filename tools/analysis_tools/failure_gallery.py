@@ -31,7 +31,7 @@ import mmcv
 from mmengine.config import DictAction
 from mmseg.registry import DATASETS
 
-from fianet_mmseg.apis import inference_model, init_model
+from fianet_mmseg.apis import inference_model, init_model, read_image
 from fianet_mmseg.visualization import mask_iou, render_comparison
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # this folder's scripts
@@ -89,7 +89,7 @@ def make_gallery(results_file: str, config: str, checkpoint: str, out_dir: str, 
     os.makedirs(out_dir, exist_ok=True)
     written, rows = [], []
     for rank, (record, truth, result) in enumerate(zip(records, truths, results), start=1):
-        image = mmcv.imread(truth['img_path'], channel_order='rgb')
+        image = read_image(truth['img_path']).image  # as the model read it
         gt = mmcv.imread(truth['seg_map_path'], flag='unchanged')
         if gt is None:
             raise ValueError(f"cannot read the mask {truth['seg_map_path']}")

@@ -11,8 +11,10 @@ data_root = 'data/rrsisd'
 tokenizer = 'bert-base-uncased'
 max_length = 22
 img_scale = (480, 480)
-load_image = dict(type='LoadImageFromFile', imdecode_backend='pillow',
-                  color_type='color_ignore_orientation')
+# LoadRefSegImage is the image reader of every entry point (API, demos, visualiser): 8-bit
+# files decoded by Pillow as above, 16-bit / float files stretched per band to 8 bit as
+# GeoTIFFs are (where Pillow's RGB conversion would saturate them).
+load_image = dict(type='LoadRefSegImage')
 load_mask = dict(type='LoadRefSegAnnotations', imdecode_backend='pillow')  # mmseg's loader + checks
 resize = dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow')
 decouple_and_tokenize = dict(type='DecoupleAndTokenize', tokenizer=tokenizer,
