@@ -340,11 +340,17 @@ def test_demo_batch_goes_on_after_bad_rows(model, rrsisd_root, tiny_checkpoint, 
     assert run.rows[2]['error'].startswith(f'{pairs}, line 4: ')
     assert f'cannot read image {broken}' in run.rows[2]['error']
     for index, record in ((0, records[0]), (3, records[1])):
-        expected = mask_of(inference_model(model, record['img_path'], record['expression']))
+        alone = inference_model(model, record['img_path'], record['expression'])
+        expected = mask_of(alone)
         saved = cv2.imread(str(out_dir / f'{index}_{Path(record["img_path"]).stem}_mask.png'),
                            cv2.IMREAD_UNCHANGED)
-        assert np.array_equal(saved, expected.astype(np.uint8))
-        assert run.rows[index]['object_pixels'] == int(expected.sum())
+        # batched with another image: float noise of another batch shape may flip a pixel
+        # whose logit margin is within it (as in test_batched_equals_one_by_one)
+        clear = np.abs(margin_of(alone)) > 1e-3
+        assert clear.mean() > 0.9
+        assert saved.dtype == np.uint8 and set(np.unique(saved)) <= {0, 1}
+        assert np.array_equal(saved[clear], expected[clear].astype(np.uint8))
+        assert run.rows[index]['object_pixels'] == int(saved.sum())
         assert run.rows[index]['expression'] == record['expression']
     with open(run.summary, newline='') as file:
         table = list(csv.DictReader(file))
