@@ -79,14 +79,14 @@ from fianet_mmseg.apis import (
     write_geojson,
     write_mask_geotiff,
 )
-from fianet_mmseg.apis.geo import (
+from fianet_mmseg.apis.raster_input import (
     DEFAULT_PERCENTILES,
     STRETCH_MODES,
     GeoImage,
     is_tiff,
-    mask_with_nodata,
     rasterio_available,
 )
+from fianet_mmseg.apis.raster_output import mask_with_nodata
 from fianet_mmseg.utils.jsonl import iter_jsonl_lines, parse_jsonl_line
 from fianet_mmseg.visualization import as_image_mask, render_prediction
 

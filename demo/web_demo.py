@@ -46,7 +46,12 @@ from fianet_mmseg.apis import (
     write_geojson,
     write_mask_geotiff,
 )
-from fianet_mmseg.apis.geo import DEFAULT_PERCENTILES, GeoImage, is_tiff, rasterio_available
+from fianet_mmseg.apis.raster_input import (
+    DEFAULT_PERCENTILES,
+    GeoImage,
+    is_tiff,
+    rasterio_available,
+)
 from fianet_mmseg.visualization import locate_phrases, render_prediction
 
 WEB_INSTALL_HINT = 'pip install "fianet-mmseg[web]"'

@@ -1,4 +1,5 @@
-"""GeoTIFF input and georeferenced outputs (fianet_mmseg.apis.geo, demo/image_demo.py).
+"""GeoTIFF input and georeferenced outputs (fianet_mmseg.apis.raster_input, .raster_output,
+.vector_output; demo/image_demo.py).
 
 Scenes are synthetic GeoTIFFs written here with a known CRS and a transform
 whose origin and pixel size (2 m wide, 3 m high) are not trivial. Expected map
@@ -29,11 +30,11 @@ from fianet_mmseg.apis import (  # noqa: E402
     init_model,
     mask_polygons,
     mask_to_geojson,
+    raster_input,  # noqa: E402
     read_geotiff,
     wordpiece_masks,
     write_mask_geotiff,
 )
-from fianet_mmseg.apis import geo as geo_module  # noqa: E402
 
 X0, Y0, PX, PY = 1113194.9, 5000000.0, 2.0, 3.0  # EPSG:3857 origin (about 10 E, 41 N)
 TRANSFORM = Affine(PX, 0.0, X0, 0.0, -PY, Y0)
@@ -175,7 +176,7 @@ def test_missing_rasterio_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'rasterio', None)  # import rasterio -> ImportError
     with pytest.raises(ImportError, match=r'pip install "fianet-mmseg\[geo\]"'):
         read_geotiff(tmp_path / 'scene.tif')
-    assert not geo_module.rasterio_available()
+    assert not raster_input.rasterio_available()
 
 
 @pytest.mark.slow

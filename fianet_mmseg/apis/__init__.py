@@ -1,15 +1,7 @@
-"""Inference API: ``init_model`` and ``inference_model``; the image reader; GeoTIFF in,
-georeferenced out."""
+"""Inference API: ``init_model`` and ``inference_model``; the image reader; rasters in
+(:mod:`.raster_input`), georeferenced masks and polygons out (:mod:`.raster_output`,
+:mod:`.vector_output`)."""
 from ..utils.image_io import decode_image, read_image
-from .geo import (
-    GeoImage,
-    mask_polygons,
-    mask_to_geojson,
-    prediction_to_geojson,
-    read_geotiff,
-    write_geojson,
-    write_mask_geotiff,
-)
 from .inference import (
     InferencePipeline,
     foreground_probability,
@@ -19,8 +11,17 @@ from .inference import (
     pair_inputs,
     wordpiece_masks,
 )
+from .raster_input import GeoImage, read_geotiff
+from .raster_output import write_mask_geotiff
+from .vector_output import (
+    mask_polygons,
+    mask_to_geojson,
+    prediction_to_geojson,
+    write_geojson,
+    write_geopackage,
+)
 
 __all__ = ['GeoImage', 'InferencePipeline', 'decode_image', 'foreground_probability',
            'get_inference_pipeline', 'inference_model', 'init_model', 'mask_polygons',
            'mask_to_geojson', 'pair_inputs', 'prediction_to_geojson', 'read_geotiff', 'read_image',
-           'wordpiece_masks', 'write_geojson', 'write_mask_geotiff']
+           'wordpiece_masks', 'write_geojson', 'write_geopackage', 'write_mask_geotiff']

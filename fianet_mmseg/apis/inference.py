@@ -20,7 +20,7 @@ reader of every entry point (the demos, the visualiser and the data sets'
 ``LoadRefSegImage`` too): any bit depth (16-bit and float data stretched per
 band to 8 bit as GeoTIFFs are), 1, 3 or 4 channels, EXIF orientation ignored.
 A :class:`~fianet_mmseg.utils.image_io.GeoImage` (from ``read_image`` or
-:func:`~fianet_mmseg.apis.geo.read_geotiff`: band selection, a window, other
+:func:`~fianet_mmseg.apis.raster_input.read_geotiff`: band selection, a window, other
 stretch limits) is an image too.
 """
 from __future__ import annotations

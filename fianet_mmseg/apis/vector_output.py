@@ -1,173 +1,36 @@
-"""GeoTIFF in, georeferenced masks and polygons out.
+"""Vector output: the polygons of a predicted mask as GeoJSON and GeoPackage.
 
-Remote-sensing scenes are often 16-bit or float, with more than three bands, a
-CRS and a geotransform, and far larger than the model's input (the test
-pipeline resizes every input to 480x480). :func:`read_geotiff` turns a window
-of such a scene into the 8-bit RGB image the model takes, keeping the
-georeferencing of the window (with the project's one image reader,
-:func:`fianet_mmseg.utils.image_io.read_image`, which every entry point uses);
-:func:`write_mask_geotiff` and
-:func:`mask_to_geojson` / :func:`prediction_to_geojson` put a predicted mask
-back on the map.
+* Regions are 4-connected (as ``rasterio.features.shapes`` traces them), one
+  polygon (with holes) per region, traced along pixel edges; pixels without
+  data in the source are in no polygon.
+* GeoJSON (:func:`write_geojson`) keeps the coordinates it is given; RFC 7946
+  wants longitude / latitude (EPSG:4326), which ``dst_crs='EPSG:4326'`` gives.
+  Another CRS is named by a (pre-RFC 7946) ``crs`` member that GDAL and QGIS
+  read.
+* GeoPackage (:func:`write_geopackage`, via pyogrio): one ``polygons`` layer in
+  the CRS given. Its timestamp (``gpkg_contents.last_change``) is a date the
+  caller chooses, so the same polygons give the same bytes.
 
-Example::
-
-    from fianet_mmseg.apis import (inference_model, init_model, read_geotiff,
-                                   prediction_to_geojson, write_geojson,
-                                   write_mask_geotiff)
-
-    model = init_model(CONFIG, CHECKPOINT)
-    scene = read_geotiff('scene.tif', bands=(3, 2, 1), window=(2048, 1024, 512, 512))
-    result = inference_model(model, scene, 'the storage tank on the lower left')
-    write_mask_geotiff('mask.tif', result.pred_sem_seg.data[0], scene)
-    write_geojson('tanks.geojson', prediction_to_geojson(result, scene, dst_crs='EPSG:4326'))
-
-Conventions:
-
-* Bands are numbered from 1, as in GDAL / rasterio (``bands=(3, 2, 1)`` makes
-  band 3 the red channel).
-* Stretch to 8 bit (``stretch='auto'``): uint8 data is kept as it is; other
-  integer and float data is stretched per band linearly between its
-  ``percentiles`` (default 2 and 98, the "cumulative count cut" of QGIS and
-  other RS tools), computed over the valid pixels of the window read; values
-  outside are clipped. ``'percentile'`` stretches uint8 data too, ``'none'``
-  only clips to [0, 255]. A band whose low and high percentiles are equal
-  becomes 0.
-* Nodata (the dataset's nodata value, an alpha band; per-band or dataset
-  masks when GDAL reads the pixels, see :mod:`~fianet_mmseg.utils.image_io`;
-  also NaN / inf in float data) never enters the statistics. A pixel that is
-  nodata in any selected band is invalid: black in the model's image, value
-  :data:`MASK_NODATA` in the mask GeoTIFF, and in no polygon.
-* Mask GeoTIFF: one uint8 band, 1 = referred object, 0 = background,
-  :data:`MASK_NODATA` (declared as the band's nodata) = no data in the source.
-
-rasterio (and shapely, for simplified polygons) are optional:
-``pip install "fianet-mmseg[geo]"``. This module imports them on first use.
+rasterio (and shapely, for simplified polygons and scenes) are optional:
+``pip install "fianet-mmseg[geo]"``, which also installs pyogrio.
 """
 from __future__ import annotations
 
 import json
 import os
 import os.path as osp
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..utils.arrays import as_hw_array
-from ..utils.image_io import (  # noqa: F401  (the raster input half, re-exported)
-    DEFAULT_PERCENTILES,
-    GEO_INSTALL_HINT,
-    STRETCH_MODES,
-    TIFF_SUFFIXES,
-    GeoImage,
-    check_bands,
-    is_tiff,
-    rasterio_available,
-    read_image,
-    read_raster,
-    require_rasterio,
-    stretch_to_uint8,
-    to_model_image,
-)
+from .raster_input import GEO_INSTALL_HINT, GeoImage, require_rasterio
+from .raster_output import check_destination
 
 PathType = Union[str, Path]
-BBox = Tuple[float, float, float, float]  # left, bottom, right, top
-
-#: Mask value of pixels without data in the source (the mask GeoTIFF's nodata).
-MASK_NODATA = 255
-
-
-def read_geotiff(path: PathType, bands: Optional[Sequence[int]] = None,
-                 window: Optional[Sequence[int]] = None, bbox: Optional[Sequence[float]] = None,
-                 stretch: str = 'auto',
-                 percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> GeoImage:
-    """Read a window of a raster (GeoTIFF or any GDAL format) as the model's image.
-
-    The same reading as every entry point's
-    (:func:`~fianet_mmseg.utils.image_io.read_image`), with rasterio required.
-
-    Args:
-        path: The raster file.
-        bands: Source bands (from 1) for R, G, B, or one band (grey, repeated).
-            Default: the first three (the only one of a single-band raster).
-        window: ``(col_off, row_off, width, height)`` in pixels, inside the
-            raster.
-        bbox: ``(left, bottom, right, top)`` in the raster's CRS; the window
-            is every pixel the box touches, cut to the raster.
-        stretch, percentiles: See :func:`stretch_to_uint8` and the module's
-            conventions (statistics over the window read).
-
-    Returns:
-        GeoImage: The window as 8-bit RGB with its transform and CRS.
-
-    Raises:
-        ImportError: rasterio is missing.
-        FileNotFoundError: No such file.
-        ValueError: Unreadable file, bad bands / window / bbox, a window
-            without valid pixels; messages name the file.
-    """
-    require_rasterio()
-    return read_image(path, bands=bands, window=window, bbox=bbox, stretch=stretch,
-                      percentiles=percentiles)
-
-# ------------------------------------------------------------------------ output
-def _check_destination(path: PathType, geo: Optional[GeoImage]) -> str:
-    path = str(path)
-    if geo is not None and geo.path and osp.abspath(path) == osp.abspath(geo.path):
-        raise ValueError(f'refusing to overwrite the input image {path}')
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    return path
-
-
-def mask_with_nodata(mask: Any, geo: Optional[GeoImage] = None) -> np.ndarray:
-    """``(H, W)`` uint8: 1 object, 0 background, :data:`MASK_NODATA` where ``geo`` has no data."""
-    mask = as_hw_array(mask)
-    out = (mask > 0).astype(np.uint8)
-    if geo is not None:
-        if geo.shape != out.shape:
-            raise ValueError(f'the mask is {out.shape[1]}x{out.shape[0]} pixels, the image '
-                             f'{geo.shape[1]}x{geo.shape[0]}')
-        out[~geo.valid] = MASK_NODATA
-    return out
-
-
-def write_mask_geotiff(path: PathType, mask: Any, geo: Optional[GeoImage] = None,
-                       tags: Optional[Dict[str, Any]] = None) -> str:
-    """Write a mask as a single-band uint8 GeoTIFF with the source's CRS and transform.
-
-    Args:
-        path: Output ``.tif`` (never the source image).
-        mask: ``(H, W)`` or ``(1, H, W)`` array / tensor, non-zero = object.
-        geo: The :class:`GeoImage` the mask is of (its window's transform and
-            CRS, nodata pixels set to :data:`MASK_NODATA`); None: a plain TIFF.
-        tags: Dataset tags to store (e.g. the expression); values become strings.
-
-    Returns:
-        str: ``path``.
-    """
-    rasterio = require_rasterio()
-    from affine import Affine
-    from rasterio.errors import NotGeoreferencedWarning
-
-    path = _check_destination(path, geo)
-    values = mask_with_nodata(mask, geo)
-    profile = dict(driver='GTiff', width=values.shape[1], height=values.shape[0], count=1,
-                   dtype='uint8', nodata=MASK_NODATA, compress='deflate')
-    if geo is not None and geo.georeferenced:
-        profile.update(crs=geo.crs, transform=geo.transform)
-    else:
-        profile.update(transform=Affine.identity())
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', NotGeoreferencedWarning)
-        with rasterio.open(path, 'w', **profile) as dst:
-            dst.write(values, 1)
-            if tags:
-                dst.update_tags(**{key: '' if value is None else str(value)
-                                   for key, value in tags.items()})
-    return path
+#: Layer name of the GeoPackages written here.
+GPKG_LAYER = 'polygons'
 
 
 def mask_polygons(mask: Any, transform: Any = None, valid: Optional[np.ndarray] = None,
@@ -334,9 +197,107 @@ def prediction_to_geojson(result: Any, geo: Optional[GeoImage] = None, dst_crs: 
 
 def write_geojson(path: PathType, collection: Dict[str, Any],
                   geo: Optional[GeoImage] = None) -> str:
-    """Write a FeatureCollection as UTF-8 JSON (never over the source image ``geo.path``)."""
-    path = _check_destination(path, geo)
-    with open(path, 'w', encoding='utf-8') as file:
+    """Write a FeatureCollection as UTF-8 JSON (never over the source image ``geo.path``).
+
+    Written to ``path + '.tmp'`` first, then renamed.
+    """
+    path = check_destination(path, geo)
+    partial = path + '.tmp'
+    with open(partial, 'w', encoding='utf-8') as file:
         json.dump(collection, file, ensure_ascii=False)
         file.write('\n')
+    os.replace(partial, path)
+    return path
+
+
+def reproject_geometry(geometry: Dict[str, Any], src_crs: Any, dst_crs: Any) -> Dict[str, Any]:
+    """A GeoJSON geometry from ``src_crs`` to ``dst_crs`` (unchanged when they are equal)."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_geom
+
+    src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs)
+    if src == dst:
+        return geometry
+    return transform_geom(src, dst, geometry)
+
+
+def feature_collection(features: Sequence[Dict[str, Any]], crs: Any = None) -> Dict[str, Any]:
+    """A FeatureCollection; a ``crs`` member names a CRS other than EPSG:4326."""
+    require_rasterio()
+    from rasterio.crs import CRS
+
+    collection: Dict[str, Any] = dict(type='FeatureCollection', features=list(features))
+    member = _crs_member(None if crs is None else CRS.from_user_input(crs))
+    if member is not None:
+        collection['crs'] = member
+    return collection
+
+
+def _field_values(features: Sequence[Dict[str, Any]], name: str) -> Tuple[np.ndarray, str]:
+    """One attribute column for OGR: float64 (None -> NaN), int64, or strings (object)."""
+    values = [feature['properties'].get(name) for feature in features]
+    present = [value for value in values if value is not None]
+    if present and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in present) and len(present) == len(values):
+        return np.array(values, dtype=np.int64), 'int'
+    if present and all(isinstance(v, (int, float, np.integer, np.floating))
+                       and not isinstance(v, bool) for v in present):
+        return np.array([np.nan if v is None else float(v) for v in values]), 'float'
+    return np.array([None if v is None else str(v) for v in values], dtype=object), 'str'
+
+
+def write_geopackage(path: PathType, features: Sequence[Dict[str, Any]], crs: Any = None,
+                     fields: Optional[Sequence[str]] = None,
+                     timestamp: str = '1970-01-01T00:00:00.000Z') -> str:
+    """Write GeoJSON-like polygon features to a GeoPackage layer ``polygons``.
+
+    Args:
+        path: The ``.gpkg`` file (written to ``path + '.tmp'``, then renamed).
+        features: GeoJSON features (``geometry``: Polygon or MultiPolygon,
+            ``properties``); may be empty.
+        crs: The coordinates' CRS (None: none declared, e.g. pixel
+            coordinates).
+        fields: Property names to store, in this order (default: those of
+            the first feature). Integers stay integers, numbers with None
+            become floats with NULL, anything else text.
+        timestamp: The layer's ``last_change`` (GDAL's ``OGR_CURRENT_DATE``),
+            ISO 8601 in UTC: a fixed value makes the file reproducible.
+
+    Raises:
+        ImportError: pyogrio or shapely is missing (names the extra).
+    """
+    try:
+        import pyogrio
+        import shapely
+        from pyogrio.raw import write as ogr_write
+    except ImportError as err:
+        raise ImportError(f'GeoPackage output needs pyogrio and shapely: '
+                          f'{GEO_INSTALL_HINT}') from err
+    path = check_destination(path)
+    if fields is None:
+        fields = list(features[0]['properties']) if features else []
+    geometries = [shapely.geometry.shape(f['geometry']) for f in features]
+    geometries = [g if g.geom_type == 'MultiPolygon' else shapely.MultiPolygon([g])
+                  for g in geometries]
+    wkb = np.array([shapely.to_wkb(g) for g in geometries], dtype=object)
+    columns = [_field_values(features, name)[0] for name in fields]
+    crs_text = None
+    if crs is not None:
+        from rasterio.crs import CRS
+
+        crs = CRS.from_user_input(crs)
+        crs_text = f'EPSG:{crs.to_epsg()}' if crs.to_epsg() else crs.to_wkt()
+    partial = path + '.tmp'
+    if osp.exists(partial):
+        os.remove(partial)
+    previous = pyogrio.get_gdal_config_option('OGR_CURRENT_DATE')
+    pyogrio.set_gdal_config_options({'OGR_CURRENT_DATE': timestamp})
+    try:
+        # GeoPackage 1.2: readable by GDAL >= 2.2 (Debian's ogrinfo warns on 1.4)
+        ogr_write(partial, wkb, columns, list(fields), layer=GPKG_LAYER, driver='GPKG',
+                  geometry_type='MultiPolygon', crs=crs_text,
+                  dataset_options={'VERSION': '1.2'}, layer_options={'SPATIAL_INDEX': 'YES'})
+    finally:
+        pyogrio.set_gdal_config_options({'OGR_CURRENT_DATE': previous})
+    os.replace(partial, path)
     return path
