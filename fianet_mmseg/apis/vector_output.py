@@ -252,7 +252,7 @@ def write_geopackage(path: PathType, features: Sequence[Dict[str, Any]], crs: An
     """Write GeoJSON-like polygon features to a GeoPackage layer ``polygons``.
 
     Args:
-        path: The ``.gpkg`` file (written to ``path + '.tmp'``, then renamed).
+        path: The ``.gpkg`` file (written to ``<name>.partial.gpkg``, then renamed).
         features: GeoJSON features (``geometry``: Polygon or MultiPolygon,
             ``properties``); may be empty.
         crs: The coordinates' CRS (None: none declared, e.g. pixel
@@ -287,7 +287,8 @@ def write_geopackage(path: PathType, features: Sequence[Dict[str, Any]], crs: An
 
         crs = CRS.from_user_input(crs)
         crs_text = f'EPSG:{crs.to_epsg()}' if crs.to_epsg() else crs.to_wkt()
-    partial = path + '.tmp'
+    root, extension = osp.splitext(path)
+    partial = root + '.partial' + (extension or '.gpkg')  # GDAL wants the .gpkg extension
     if osp.exists(partial):
         os.remove(partial)
     previous = pyogrio.get_gdal_config_option('OGR_CURRENT_DATE')
