@@ -30,7 +30,7 @@ from fianet_mmseg.apis import (  # noqa: E402
     init_model,
     mask_polygons,
     mask_to_geojson,
-    raster_input,  # noqa: E402
+    raster_input,
     read_geotiff,
     wordpiece_masks,
     write_mask_geotiff,

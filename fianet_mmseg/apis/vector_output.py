@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -294,10 +295,13 @@ def write_geopackage(path: PathType, features: Sequence[Dict[str, Any]], crs: An
     previous = pyogrio.get_gdal_config_option('OGR_CURRENT_DATE')
     pyogrio.set_gdal_config_options({'OGR_CURRENT_DATE': timestamp})
     try:
-        # GeoPackage 1.2: readable by GDAL >= 2.2 (Debian's ogrinfo warns on 1.4)
-        ogr_write(partial, wkb, columns, list(fields), layer=GPKG_LAYER, driver='GPKG',
-                  geometry_type='MultiPolygon', crs=crs_text,
-                  dataset_options={'VERSION': '1.2'}, layer_options={'SPATIAL_INDEX': 'YES'})
+        with warnings.catch_warnings():
+            # no CRS (pixel coordinates) is the caller's choice, said where it is made
+            warnings.filterwarnings('ignore', message="'crs' was not provided")
+            # GeoPackage 1.2: readable by GDAL >= 2.2 (Debian's ogrinfo warns on 1.4)
+            ogr_write(partial, wkb, columns, list(fields), layer=GPKG_LAYER, driver='GPKG',
+                      geometry_type='MultiPolygon', crs=crs_text,
+                      dataset_options={'VERSION': '1.2'}, layer_options={'SPATIAL_INDEX': 'YES'})
     finally:
         pyogrio.set_gdal_config_options({'OGR_CURRENT_DATE': previous})
     os.replace(partial, path)

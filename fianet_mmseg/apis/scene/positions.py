@@ -27,16 +27,22 @@ any other word (a landmark, "next to", "above the bridge", "between") makes it
 a relation to another object, which the scene cannot resolve: it is reported
 as unresolved and not applied. Words:
 
-* left: ``left, leftmost, left-most, west, western, westernmost``; right:
-  ``right, rightmost, right-most, east, eastern, easternmost``;
+* left: ``left, leftmost, left-most, left-hand, west, western, westernmost``;
+  right: ``right, rightmost, right-most, right-hand, east, eastern,
+  easternmost``;
 * top: ``top, upper, uppermost, topmost, top-most, upmost, north, northern,
   northernmost``; bottom: ``bottom, lower, lowermost, bottommost, bottom-most,
   lowest, south, southern, southernmost``;
-* both: ``northeast, northwest, southeast, southwest`` (also hyphenated);
+* both: ``northeast, northwest, southeast, southwest`` (also hyphenated, and
+  ``northeastern`` ...);
 * centre: ``middle, center, centre, central, centered, centred, middlemost``;
   corner: ``corner, corners``;
 * fillers: :data:`FILLER_WORDS` (``on, in, at, the, of, side, edge, part,
   image, scene, located, parked`` ...).
+
+Not understood (relations, or depth the image does not show): ``front, rear,
+inner, outer, closest, nearest, farthest`` and every preposition other than
+the fillers (``next to, near, above, below, between, along`` ...).
 
 The understood phrases give a target point in the scene, ``(u, v)`` with
 ``u`` from 0 (left edge) to 1 (right edge) and ``v`` from 0 (top) to 1
@@ -64,26 +70,30 @@ POSITION_MODES = ('scene', 'window', 'ignore')
 #: Components within this distance (share of the scene) of the best score are selected too.
 TIE = 0.02
 
-_LEFT = ('left', 'leftmost', 'left-most', 'west', 'western', 'westernmost')
-_RIGHT = ('right', 'rightmost', 'right-most', 'east', 'eastern', 'easternmost')
+_LEFT = ('left', 'leftmost', 'left-most', 'left-hand', 'west', 'western', 'westernmost')
+_RIGHT = ('right', 'rightmost', 'right-most', 'right-hand', 'east', 'eastern', 'easternmost')
 _TOP = ('top', 'upper', 'uppermost', 'topmost', 'top-most', 'upmost', 'north', 'northern',
         'northernmost')
 _BOTTOM = ('bottom', 'lower', 'lowermost', 'bottommost', 'bottom-most', 'lowest', 'south',
            'southern', 'southernmost')
-_DIAGONAL = {'northeast': (1.0, 0.0), 'northwest': (0.0, 0.0), 'southeast': (1.0, 1.0),
-             'southwest': (0.0, 1.0)}
+_CORNERS = {'northeast': (1.0, 0.0), 'northwest': (0.0, 0.0), 'southeast': (1.0, 1.0),
+            'southwest': (0.0, 1.0)}
+_DIAGONAL = {form: target for word, target in _CORNERS.items()
+             for form in (word, word + 'ern', word.replace('th', 'th-', 1),
+                          word.replace('th', 'th-', 1) + 'ern')}
 #: word -> (u, v) it sets (None: not that axis).
 DIRECTION_WORDS = {
     **{word: (0.0, None) for word in _LEFT}, **{word: (1.0, None) for word in _RIGHT},
     **{word: (None, 0.0) for word in _TOP}, **{word: (None, 1.0) for word in _BOTTOM},
-    **_DIAGONAL, **{word.replace('th', 'th-', 1): target for word, target in _DIAGONAL.items()},
+    **_DIAGONAL,
 }
 CENTRE_WORDS = frozenset({'middle', 'center', 'centre', 'central', 'centered', 'centred',
                           'middlemost'})
 CORNER_WORDS = frozenset({'corner', 'corners'})
 FILLER_WORDS = frozenset({
     'on', 'in', 'at', 'to', 'toward', 'towards', 'of', 'the', 'a', 'an', 'and', 'this', 'its',
-    'side', 'sides', 'edge', 'edges', 'border', 'part', 'portion', 'area', 'region', 'half',
+    'side', 'sides', 'edge', 'edges', 'border', 'margin', 'part', 'portion', 'area', 'region',
+    'half',
     'image', 'picture', 'photo', 'photograph', 'scene', 'map', 'view', 'frame',
     'far', 'very', 'most', 'located', 'situated', 'placed', 'positioned', 'lying', 'parked',
     'standing', 'sitting'})
