@@ -9,9 +9,16 @@ georeferenced outputs and windows need rasterio too (``[geo]``).
 The page takes a PNG, JPEG or (Geo)TIFF of any bit depth, read by
 :func:`fianet_mmseg.apis.read_image` as by the API and the image demo (bands, a
 pixel window and the percentile stretch are under "Raster options"), and an
-expression, and shows:
+expression. A georeferenced scene larger than one model window (and no window
+chosen) goes through the scene path of ``demo/rs_image_inference.py``
+(:class:`~fianet_mmseg.apis.scene.SceneInferencer`: windows at the model's
+scale, blended, the position phrases applied to the scene; a progress bar),
+and its downloads are that path's COG mask and GeoJSON. Uploads above
+``--max-upload-mb`` are refused. The page shows:
 
-* the overlay (the image's size; the mask and the expression with its phrases);
+* the overlay at display size (at most :data:`DISPLAY_SIDE` pixels a side;
+  small images enlarged by a whole factor, pixels kept sharp), the mask filled
+  and outlined, the expression with its phrases on a band below the image;
 * the expression with the decoupled object phrase and position phrases
   highlighted;
 * the text as the model receives it: one row per wordpiece position (padding
@@ -31,13 +38,14 @@ import os.path as osp
 import re
 import shutil
 import tempfile
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from mmengine.config import DictAction
 
 from fianet_mmseg.apis import (
+    get_inference_pipeline,
     inference_model,
     init_model,
     prediction_to_geojson,
@@ -52,7 +60,10 @@ from fianet_mmseg.apis.raster_input import (
     is_tiff,
     rasterio_available,
 )
-from fianet_mmseg.visualization import locate_phrases, render_prediction
+from fianet_mmseg.apis.scene import SceneInferencer
+from fianet_mmseg.apis.scene.plan import model_input_size
+from fianet_mmseg.apis.scene.reader import SceneReader
+from fianet_mmseg.visualization import draw_caption, draw_mask, locate_phrases
 
 WEB_INSTALL_HINT = 'pip install "fianet-mmseg[web]"'
 UPLOAD_TYPES = ['.png', '.jpg', '.jpeg', '.tif', '.tiff']
@@ -63,6 +74,10 @@ TABLE_HEADERS = ['#', 'wordpiece', 'attention', 'object', 'position']
 #: Small images (64-pixel tiles) are drawn enlarged, pixels kept sharp.
 PAGE_CSS = ('#overlay img { width: 100%; height: 100%; object-fit: contain; '
             'image-rendering: pixelated; }')
+#: Longest side of the overlay's image (the caption goes below it).
+DISPLAY_SIDE = 512
+#: Default upload limit, MiB (``--max-upload-mb``).
+MAX_UPLOAD_MB = 512
 
 
 def require_gradio() -> Any:
@@ -114,6 +129,46 @@ def highlight_phrases(expression: str, object_phrase: Optional[str],
     return runs
 
 
+def display_shape(height: int, width: int, side: int = DISPLAY_SIDE) -> Tuple[int, int]:
+    """``(h, w)`` of an image shown at most ``side`` pixels a side: a small image enlarged
+    by the largest whole factor that fits, a large one shrunk to fit."""
+    longest = max(height, width)
+    if longest <= side:
+        factor = side // longest
+        return height * factor, width * factor
+    return max(1, round(height * side / longest)), max(1, round(width * side / longest))
+
+
+def display_overlay(image: np.ndarray, mask: np.ndarray, expression: str,
+                    object_phrase: Optional[str], spatial_phrases: Sequence[str],
+                    alpha: float = 0.5) -> np.ndarray:
+    """The page's overlay: image and mask at :func:`display_shape`, the caption below.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, at its own size or already at display size.
+        mask: ``(H, W)`` bool of ``image``'s size.
+    """
+    height, width = display_shape(*image.shape[:2])
+    if (height, width) != image.shape[:2]:
+        enlarge = height > image.shape[0]
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST
+                           if enlarge else cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.uint8), (width, height),
+                          interpolation=cv2.INTER_NEAREST) > 0
+    return draw_caption(draw_mask(image, mask, alpha=alpha), expression, object_phrase,
+                        spatial_phrases, inside=False)
+
+
+def text_rows(model, text: str) -> List[list]:
+    """The text as the model receives it (pipeline's text step): one row per position."""
+    pipeline = get_inference_pipeline(model)
+    encoded = pipeline.text_step()(dict(expression=text))
+    words = pipeline.tokenizer.convert_ids_to_tokens([int(i) for i in encoded['input_ids']])
+    return [[index, word, int(encoded['attention_mask'][index]),
+             int(encoded['object_mask'][index]), int(encoded['position_mask'][index])]
+            for index, word in enumerate(words)]
+
+
 class Segmenter:
     """What the page does for one upload and expression, without gradio.
 
@@ -123,11 +178,16 @@ class Segmenter:
             per request; only the newest ``keep`` are kept).
         alpha: Mask opacity of the overlay.
         keep: Request folders to keep.
+        max_upload_mb: Largest upload, MiB.
+        batch_size: Windows per forward pass on the scene path.
     """
 
     def __init__(self, model, work_dir: Optional[str] = None, alpha: float = 0.5,
-                 keep: int = 16) -> None:
+                 keep: int = 16, max_upload_mb: float = MAX_UPLOAD_MB,
+                 batch_size: int = 4) -> None:
         self.model = model
+        self.max_upload_mb = max_upload_mb
+        self.batch_size = batch_size
         self.work_dir = work_dir or tempfile.mkdtemp(prefix='fianet_web_')
         os.makedirs(self.work_dir, exist_ok=True)
         self.alpha = alpha
@@ -170,25 +230,36 @@ class Segmenter:
     def __call__(self, path: Optional[str], expression: Optional[str],
                  bands: Optional[str] = None, window: Optional[str] = None,
                  low: float = DEFAULT_PERCENTILES[0], high: float = DEFAULT_PERCENTILES[1],
-                 geojson_crs: str = SOURCE_CRS) -> dict:
+                 geojson_crs: str = SOURCE_CRS,
+                 progress: Optional[Callable[[float, str], None]] = None) -> dict:
         """Segment; returns ``overlay`` (RGB), ``phrases``, ``table``, ``mask_file``,
         ``geojson_file`` and ``info`` (Markdown).
 
+        ``progress(fraction, description)`` is called on the scene path.
+
         Raises:
-            ValueError: No upload, empty expression, unreadable image, bad options.
+            ValueError: No upload, empty expression, an upload above the limit,
+                unreadable image, bad options.
         """
         if not path:
             raise ValueError('upload an image first')
         if not expression or not expression.strip():
             raise ValueError('type an expression')
+        size_mb = osp.getsize(path) / 2**20
+        if size_mb > self.max_upload_mb:
+            raise ValueError(f'the upload is {size_mb:.1f} MiB, more than the limit of '
+                             f'{self.max_upload_mb:g} MiB (--max-upload-mb)')
+        if self.is_scene(path, window):
+            return self.segment_scene(path, expression.strip(), bands, low, high, geojson_crs,
+                                      progress)
         geo, geotiff_mask = self.load(path, bands, window, low, high)
         result = inference_model(self.model, geo, expression.strip())
         meta = result.metainfo
         mask = result.pred_sem_seg.data[0].cpu().numpy() > 0
         mask &= geo.valid
         rgb = geo.image
-        overlay = render_prediction(rgb, mask, meta['expression'], meta.get('object_phrase'),
-                                    meta.get('spatial_phrases'), alpha=self.alpha)
+        overlay = display_overlay(rgb, mask, meta['expression'], meta.get('object_phrase'),
+                                  meta.get('spatial_phrases') or [], alpha=self.alpha)
         out_dir = self._request_dir()
         if geotiff_mask:
             mask_file = write_mask_geotiff(osp.join(out_dir, 'mask.tif'), mask, geo,
@@ -223,14 +294,82 @@ class Segmenter:
                     table=table, mask_file=mask_file, geojson_file=geojson_file, info=info)
 
 
-def build_app(model, work_dir: Optional[str] = None, alpha: float = 0.5) -> Any:
+    def is_scene(self, path: str, window: Optional[str]) -> bool:
+        """A georeferenced raster larger than one model window, no window chosen."""
+        if parse_ints(window, 'window', (4,)) is not None or not rasterio_available():
+            return False
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with rasterio.open(path) as src:
+                width, height, crs = src.width, src.height, src.crs
+        except RasterioIOError:
+            return False
+        model_w, model_h = model_input_size(self.model)
+        return crs is not None and (width > model_w or height > model_h)
+
+    def segment_scene(self, path: str, expression: str, bands: Optional[str], low: float,
+                      high: float, geojson_crs: str,
+                      progress: Optional[Callable[[float, str], None]]) -> dict:
+        """The scene path (``demo/rs_image_inference.py``'s); outputs as :meth:`__call__`."""
+        import rasterio
+        from rasterio.enums import Resampling
+
+        band_list = parse_ints(bands, 'bands', (1, 3))
+        percentiles = (float(low), float(high))
+        out_dir = osp.join(self._request_dir(), 'scene')
+
+        def report(stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(0.9 * fraction if stage == 'windows' else 0.9 + 0.1 * fraction,
+                         f'scene: {stage}')
+
+        inferencer = SceneInferencer(
+            self.model, batch_size=self.batch_size, bands=band_list, percentiles=percentiles,
+            dst_crs='source' if geojson_crs == SOURCE_CRS else None, show_progress=False)
+        summary = inferencer(path, expression, out_dir, progress=report)
+        with SceneReader(path, bands=band_list, percentiles=percentiles) as reader:
+            shape = display_shape(reader.height, reader.width)
+            rgb, _ = reader.read_window((0, 0, reader.width, reader.height), shape)
+        with rasterio.open(osp.join(out_dir, 'mask.tif')) as src:
+            mask = src.read(1, out_shape=shape, resampling=Resampling.nearest) == 1
+        text = summary['text']
+        overlay = display_overlay(rgb, mask, expression, text['object_phrase'],
+                                  text['position_phrases'], alpha=self.alpha)
+        windows, objects, scene = summary['windows'], summary['objects'], summary['scene']
+        gsd = summary['gsd']['used_m']
+        scale = 'the scene\'s own pixels' if gsd is None else f'{gsd:g} m/pixel'
+        info = '\n'.join([
+            f'**object phrase:** {text["object_phrase"] or "-"}  ',
+            f'**position phrases:** {"; ".join(text["position_phrases"]) or "-"} '
+            f'(applied to the scene: {text["position_applied"] or "none"})  ',
+            f'**category:** {text["category"] or "-"}  ',
+            f'**scene:** {scene["width"]}x{scene["height"]} pixels, CRS {scene["crs"]}; '
+            f'{windows["total"]} windows of {windows["size"][0]}x{windows["size"][1]} at '
+            f'{scale}, '
+            f'{windows["skipped_no_data"]} without data skipped  ',
+            f'**objects:** {objects["found"]} found, {objects["selected"]} selected; '
+            f'{summary["seconds"]} s'] + [f'  \n*{w}*' for w in summary['warnings']])
+        return dict(overlay=overlay,
+                    phrases=highlight_phrases(expression, text['object_phrase'],
+                                              text['position_phrases']),
+                    table=text_rows(self.model, text['window_expression']),
+                    mask_file=osp.join(out_dir, 'mask.tif'),
+                    geojson_file=osp.join(out_dir, 'polygons.geojson'), info=info)
+
+
+def build_app(model, work_dir: Optional[str] = None, alpha: float = 0.5,
+              max_upload_mb: float = MAX_UPLOAD_MB) -> Any:
     """The gradio ``Blocks`` of the page (not launched)."""
     gr = require_gradio()
-    segmenter = Segmenter(model, work_dir, alpha)
+    segmenter = Segmenter(model, work_dir, alpha, max_upload_mb=max_upload_mb)
 
-    def run(path, expression, bands, window, low, high, geojson_crs):
+    def run(path, expression, bands, window, low, high, geojson_crs,
+            progress=gr.Progress()):
         try:
-            out = segmenter(path, expression, bands, window, low, high, geojson_crs)
+            out = segmenter(path, expression, bands, window, low, high, geojson_crs,
+                            progress=lambda fraction, text: progress(fraction, desc=text))
         except (ValueError, OSError, ImportError) as err:
             raise gr.Error(str(err)) from err
         return (out['overlay'], out['phrases'], out['table'], out['mask_file'],
@@ -277,6 +416,7 @@ def build_app(model, work_dir: Optional[str] = None, alpha: float = 0.5) -> Any:
         button.click(run, inputs, outputs)
         expression.submit(run, inputs, outputs)
     app.fianet_work_dir = segmenter.work_dir
+    app.fianet_max_upload_mb = max_upload_mb
     return app
 
 
@@ -289,7 +429,7 @@ def launch(app: Any, host: str = '127.0.0.1', port: Optional[int] = None,
     return app.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
                       quiet=True, theme=theme, css=PAGE_CSS,
                       allowed_paths=[app.fianet_work_dir],
-                      footer_links=[])
+                      max_file_size=f'{app.fianet_max_upload_mb}mb', footer_links=[])
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -301,6 +441,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--port', type=int, default=7860, help='port (default 7860)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
     parser.add_argument('--alpha', type=float, default=0.5, help='mask opacity (0-1)')
+    parser.add_argument('--max-upload-mb', type=float, default=MAX_UPLOAD_MB,
+                        help=f'largest upload, MiB (default {MAX_UPLOAD_MB})')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.test_cfg.mode=whole')
     args = parser.parse_args(argv)
@@ -314,7 +456,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     require_gradio()  # before the model, so a missing extra fails fast
     model = init_model(args.config, args.checkpoint, device=args.device,
                        cfg_options=args.cfg_options)
-    app = build_app(model, alpha=args.alpha)
+    app = build_app(model, alpha=args.alpha, max_upload_mb=args.max_upload_mb)
     print(f'serving on http://{args.host}:{args.port}')
     launch(app, args.host, args.port, block=True)
 

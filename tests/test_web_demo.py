@@ -101,6 +101,20 @@ def test_highlight_phrases_runs(web):
         web.parse_ints('a b', 'window', (4,))
 
 
+def assert_overlay_at_display_size(web, overlay, image_rgb, mask, factor):
+    """The overlay: image and mask enlarged ``factor`` times, untouched by the caption, which
+    is a band below them."""
+    from fianet_mmseg.visualization import draw_mask
+
+    height, width = image_rgb.shape[0] * factor, image_rgb.shape[1] * factor
+    # the largest whole factor that fits
+    assert max(height, width) <= web.DISPLAY_SIDE < max(height, width) + max(image_rgb.shape)
+    assert overlay.shape[1] == width and overlay.shape[0] > height + 10
+    enlarged = np.repeat(np.repeat(image_rgb, factor, axis=0), factor, axis=1)
+    big_mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
+    assert np.array_equal(overlay[:height], draw_mask(enlarged, big_mask))
+
+
 def test_segmenter_outputs(web, model, tmp_path):
     """What the page shows, without a browser: PNG and GeoTIFF uploads."""
     segmenter = web.Segmenter(model, str(tmp_path / 'work'))
@@ -109,7 +123,8 @@ def test_segmenter_outputs(web, model, tmp_path):
     out = segmenter(png, EXPRESSION)
     mask = expected_mask(model, scene_bgr())
     assert 0.2 < mask.mean() < 0.8
-    assert out['overlay'].shape == (HEIGHT, WIDTH, 3) and out['overlay'].dtype == np.uint8
+    assert out['overlay'].dtype == np.uint8  # 70 x 50 shown 7 times larger (490 x 350)
+    assert_overlay_at_display_size(web, out['overlay'], scene_bgr()[..., ::-1], mask, 7)
     assert out['phrases'] == [('the ', None), ('gray storage tank', 'object'), (' ', None),
                               ('on the lower left', 'position')]
     assert [tuple(row[1:]) for row in out['table'][:10]] == TEXT_ROWS
@@ -141,7 +156,7 @@ def test_segmenter_outputs(web, model, tmp_path):
         dst.write(data)
     out = segmenter(scene, EXPRESSION, bands='4 3 2', window='10 5 30 20',
                     geojson_crs='EPSG:4326')
-    assert out['overlay'].shape == (20, 30, 3)
+    assert out['overlay'].shape[1] == 30 * 17  # a window: one model input, shown 17x
     with rasterio.open(out['mask_file']) as src:
         assert src.crs.to_epsg() == 32633 and src.shape == (20, 30)
         assert tuple(src.transform)[:6] == (0.5, 0.0, 400005.0, 0.0, -0.5, 4499997.5)
@@ -158,6 +173,42 @@ def test_segmenter_outputs(web, model, tmp_path):
     broken.write_text('not an image')
     with pytest.raises(ValueError, match='cannot read the image broken.png'):
         segmenter(str(broken), EXPRESSION)
+    small = web.Segmenter(model, str(tmp_path / 'work'), max_upload_mb=0.001)
+    with pytest.raises(ValueError, match=r'the upload is 0.0 MiB, more than the limit of '
+                                         r'0.001 MiB \(--max-upload-mb\)'):
+        small(png, EXPRESSION)
+
+
+def test_a_scene_larger_than_a_window_goes_through_the_scene_path(web, model, tmp_path):
+    """A georeferenced upload of 4 x 3 windows: the scene path's outputs, with progress."""
+    rasterio = pytest.importorskip('rasterio')
+    from scene_helpers import mosaic, write_scene
+
+    from fianet_mmseg.apis.scene import SceneInferencer
+
+    image, _ = mosaic(200, 250, [(60, 150, 14), (180, 60, 16)], seed=5)
+    scene = write_scene(tmp_path / 'big.tif', image, gsd=0.5)
+    steps = []
+    out = web.Segmenter(model, str(tmp_path / 'work'))(
+        scene, EXPRESSION, progress=lambda fraction, text: steps.append((fraction, text)))
+    assert steps[-1] == (1.0, 'scene: outputs') and [f for f, _ in steps] == sorted(
+        f for f, _ in steps)
+    assert any(text == 'scene: windows' for _, text in steps)
+    assert out['mask_file'].endswith('mask.tif') and out['geojson_file'].endswith('.geojson')
+    assert '12 windows of 96x96' in out['info'] and 'applied to the scene: on the lower left' \
+        in out['info']
+    summary = SceneInferencer(model, show_progress=False)(scene, EXPRESSION, tmp_path / 'api')
+    with rasterio.open(out['mask_file']) as page, rasterio.open(tmp_path / 'api' / 'mask.tif') \
+            as api:
+        assert np.array_equal(page.read(1), api.read(1))  # the same path as the CLI / API
+    # the text as the windows receive it: without the position phrase (a text without one
+    # gets the attention mask as its position mask, never all zero: docs/reference.md 6)
+    assert summary['text']['window_expression'] == 'the gray storage tank'
+    assert [tuple(row[1:]) for row in out['table'][:7]] == [
+        ('[CLS]', 1, 0, 1), ('the', 1, 0, 1), ('gray', 1, 1, 1), ('storage', 1, 1, 1),
+        ('tank', 1, 1, 1), ('[SEP]', 1, 0, 1), ('[PAD]', 0, 0, 0)]
+    # shown at display size: 250 x 200 enlarged twice, the caption below
+    assert out['overlay'].shape[1] == 500 and out['overlay'].shape[0] > 400 + 10
 
 
 @pytest.mark.slow
@@ -192,7 +243,7 @@ def test_page_in_headless_chromium(web, model, tmp_path, monkeypatch):
                     ' return i !== null && i.complete && i.naturalWidth > 0; }')
                 size = page.locator('#overlay img').evaluate(
                     'i => [i.naturalWidth, i.naturalHeight]')
-                assert size == [WIDTH, HEIGHT]
+                assert size[0] == 7 * WIDTH and size[1] > 7 * HEIGHT  # the caption below
                 # the decoupled phrases, highlighted in the phrase colours
                 highlighted = page.locator('#phrases .token.highlighted')
                 highlighted.first.wait_for()

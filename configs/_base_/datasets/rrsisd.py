@@ -11,6 +11,13 @@ data_root = 'data/rrsisd'
 tokenizer = 'bert-base-uncased'
 max_length = 22
 img_scale = (480, 480)
+# Ground sampling distance of the model's input pixels (metres per pixel), the scale
+# demo/rs_image_inference.py resamples a scene's windows to (docs/inference.md, "Whole
+# scenes"). A documented choice, not a fact: RRSIS-D's 800x800 images come from DIOR-RSVG,
+# Google Earth imagery of 0.5 to 30 m per pixel with no per-image GSD in the release, and
+# the pipeline resizes them to 480x480 (so 0.83 to 50 m per model pixel). No single value
+# fits: None keeps a scene's windows at its own pixels (give --gsd for your imagery).
+gsd = None
 # LoadRefSegImage is the image reader of every entry point (API, demos, visualiser): 8-bit
 # files decoded by Pillow as above, 16-bit / float files stretched per band to 8 bit as
 # GeoTIFFs are (where Pillow's RGB conversion would saturate them).

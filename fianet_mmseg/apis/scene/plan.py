@@ -19,6 +19,7 @@ both numbers when the scene's GSD (or ``--gsd``) is more than
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -70,6 +71,14 @@ def model_fingerprint(model: nn.Module) -> str:
             data = data.float()
         digest.update(data.numpy().tobytes())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def decoupler(dataset: Optional[str]) -> Any:
+    """The project's :class:`~fianet_mmseg.text.TextDecoupler` of a category set (built once)."""
+    from ...text import TextDecoupler
+
+    return TextDecoupler(dataset)
 
 
 def _ratio_words(ratio: float) -> str:
@@ -179,10 +188,8 @@ def make_plan(model: nn.Module, scene: str, expression: str, gsd: Optional[float
             stride = (stride, stride)
         grid = WindowGrid(reader.width, reader.height, scale, window,
                           (int(stride[0]), int(stride[1])))
-        from ...text import TextDecoupler
-
         text_step = get_inference_pipeline(model).text_step()
-        parts = split_expression(expression, TextDecoupler(getattr(text_step, 'dataset', None)))
+        parts = split_expression(expression, decoupler(getattr(text_step, 'dataset', None)))
         if position is None:
             position = 'scene' if len(grid.starts()) > 1 else 'window'
         if position == 'scene' and not parts.object_phrase:
