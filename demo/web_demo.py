@@ -45,7 +45,6 @@ import numpy as np
 from mmengine.config import DictAction
 
 from fianet_mmseg.apis import (
-    get_inference_pipeline,
     inference_model,
     init_model,
     prediction_to_geojson,
@@ -62,7 +61,7 @@ from fianet_mmseg.apis.raster_input import (
 )
 from fianet_mmseg.apis.scene import SceneInferencer
 from fianet_mmseg.apis.scene.plan import model_input_size
-from fianet_mmseg.apis.scene.reader import SceneReader
+from fianet_mmseg.apis.scene.preview import display_shape, scene_preview
 from fianet_mmseg.visualization import draw_caption, draw_mask, locate_phrases
 
 WEB_INSTALL_HINT = 'pip install "fianet-mmseg[web]"'
@@ -129,16 +128,6 @@ def highlight_phrases(expression: str, object_phrase: Optional[str],
     return runs
 
 
-def display_shape(height: int, width: int, side: int = DISPLAY_SIDE) -> Tuple[int, int]:
-    """``(h, w)`` of an image shown at most ``side`` pixels a side: a small image enlarged
-    by the largest whole factor that fits, a large one shrunk to fit."""
-    longest = max(height, width)
-    if longest <= side:
-        factor = side // longest
-        return height * factor, width * factor
-    return max(1, round(height * side / longest)), max(1, round(width * side / longest))
-
-
 def display_overlay(image: np.ndarray, mask: np.ndarray, expression: str,
                     object_phrase: Optional[str], spatial_phrases: Sequence[str],
                     alpha: float = 0.5) -> np.ndarray:
@@ -148,7 +137,7 @@ def display_overlay(image: np.ndarray, mask: np.ndarray, expression: str,
         image: ``(H, W, 3)`` uint8 RGB, at its own size or already at display size.
         mask: ``(H, W)`` bool of ``image``'s size.
     """
-    height, width = display_shape(*image.shape[:2])
+    height, width = display_shape(*image.shape[:2], DISPLAY_SIDE)
     if (height, width) != image.shape[:2]:
         enlarge = height > image.shape[0]
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST
@@ -159,14 +148,10 @@ def display_overlay(image: np.ndarray, mask: np.ndarray, expression: str,
                         spatial_phrases, inside=False)
 
 
-def text_rows(model, text: str) -> List[list]:
-    """The text as the model receives it (pipeline's text step): one row per position."""
-    pipeline = get_inference_pipeline(model)
-    encoded = pipeline.text_step()(dict(expression=text))
-    words = pipeline.tokenizer.convert_ids_to_tokens([int(i) for i in encoded['input_ids']])
-    return [[index, word, int(encoded['attention_mask'][index]),
-             int(encoded['object_mask'][index]), int(encoded['position_mask'][index])]
-            for index, word in enumerate(words)]
+def text_table(model, result) -> List[list]:
+    """The rows of the text table: :func:`wordpiece_masks` of a result or an expression."""
+    return [[row['index'], row['wordpiece'], row['attention_mask'], row['object_mask'],
+             row['position_mask']] for row in wordpiece_masks(model, result)]
 
 
 class Segmenter:
@@ -277,8 +262,7 @@ class Segmenter:
                 note = f' (no CRS in the upload: pixel coordinates, not {geojson_crs})'
         collection = prediction_to_geojson(result, geo, dst_crs=dst_crs)
         geojson_file = write_geojson(osp.join(out_dir, 'mask.geojson'), collection)
-        table = [[row['index'], row['wordpiece'], row['attention_mask'], row['object_mask'],
-                  row['position_mask']] for row in wordpiece_masks(self.model, result)]
+        table = text_table(self.model, result)
         spatial = meta.get('spatial_phrases') or []
         crs = 'none (pixel coordinates)' if geo.crs is None else str(geo.crs)
         info = '\n'.join([
@@ -313,9 +297,6 @@ class Segmenter:
                       high: float, geojson_crs: str,
                       progress: Optional[Callable[[float, str], None]]) -> dict:
         """The scene path (``demo/rs_image_inference.py``'s); outputs as :meth:`__call__`."""
-        import rasterio
-        from rasterio.enums import Resampling
-
         band_list = parse_ints(bands, 'bands', (1, 3))
         percentiles = (float(low), float(high))
         out_dir = osp.join(self._request_dir(), 'scene')
@@ -329,11 +310,8 @@ class Segmenter:
             self.model, batch_size=self.batch_size, bands=band_list, percentiles=percentiles,
             dst_crs='source' if geojson_crs == SOURCE_CRS else None, show_progress=False)
         summary = inferencer(path, expression, out_dir, progress=report)
-        with SceneReader(path, bands=band_list, percentiles=percentiles) as reader:
-            shape = display_shape(reader.height, reader.width)
-            rgb, _ = reader.read_window((0, 0, reader.width, reader.height), shape)
-        with rasterio.open(osp.join(out_dir, 'mask.tif')) as src:
-            mask = src.read(1, out_shape=shape, resampling=Resampling.nearest) == 1
+        rgb, mask = scene_preview(path, osp.join(out_dir, 'mask.tif'), DISPLAY_SIDE, band_list,
+                                  percentiles)
         text = summary['text']
         overlay = display_overlay(rgb, mask, expression, text['object_phrase'],
                                   text['position_phrases'], alpha=self.alpha)
@@ -347,14 +325,13 @@ class Segmenter:
             f'**category:** {text["category"] or "-"}  ',
             f'**scene:** {scene["width"]}x{scene["height"]} pixels, CRS {scene["crs"]}; '
             f'{windows["total"]} windows of {windows["size"][0]}x{windows["size"][1]} at '
-            f'{scale}, '
-            f'{windows["skipped_no_data"]} without data skipped  ',
+            f'{scale}, {windows["skipped_no_data"]} without data skipped  ',
             f'**objects:** {objects["found"]} found, {objects["selected"]} selected; '
             f'{summary["seconds"]} s'] + [f'  \n*{w}*' for w in summary['warnings']])
         return dict(overlay=overlay,
                     phrases=highlight_phrases(expression, text['object_phrase'],
                                               text['position_phrases']),
-                    table=text_rows(self.model, text['window_expression']),
+                    table=text_table(self.model, text['window_expression']),
                     mask_file=osp.join(out_dir, 'mask.tif'),
                     geojson_file=osp.join(out_dir, 'polygons.geojson'), info=info)
 

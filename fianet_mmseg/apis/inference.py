@@ -342,17 +342,30 @@ def foreground_probability(result: SegDataSample) -> np.ndarray:
     return probability.numpy()
 
 
-def wordpiece_masks(model: nn.Module, result: SegDataSample) -> List[Dict[str, Any]]:
-    """The text as the model received it: one row per token position.
+_TEXT_KEYS = ('input_ids', 'attention_mask', 'object_mask', 'position_mask')
+
+
+def wordpiece_masks(model: nn.Module, result: Union[SegDataSample, str]
+                    ) -> List[Dict[str, Any]]:
+    """The text as the model received it (or would receive an expression): one row per
+    token position.
+
+    Args:
+        result: A result of :func:`inference_model`, or an expression (run
+            through the pipeline's text step alone).
 
     Returns:
         list[dict]: For each of the ``L`` positions: ``index``, ``wordpiece``
         (``[PAD]`` for padding), ``input_id``, ``attention_mask``,
         ``object_mask``, ``position_mask`` (0 / 1).
     """
-    tokenizer = get_inference_pipeline(model).tokenizer
-    columns = {key: result.get(key).detach().cpu().tolist() for key in
-               ('input_ids', 'attention_mask', 'object_mask', 'position_mask')}
+    pipeline = get_inference_pipeline(model)
+    tokenizer = pipeline.tokenizer
+    if isinstance(result, str):
+        encoded = pipeline.text_step()(dict(expression=result))
+        columns = {key: [int(v) for v in encoded[key]] for key in _TEXT_KEYS}
+    else:
+        columns = {key: result.get(key).detach().cpu().tolist() for key in _TEXT_KEYS}
     tokens = tokenizer.convert_ids_to_tokens(columns['input_ids'])
     return [dict(index=index, wordpiece=token, input_id=columns['input_ids'][index],
                  attention_mask=columns['attention_mask'][index],
