@@ -154,3 +154,40 @@ def test_selection_rules():
     assert pick('on the lower left', eligible=[True, True, True, False, True, True]) == [5]
     assert pick() == list(range(6))  # no rule: every component
     assert TIE == 0.02
+
+
+def test_reader_shrinks_from_the_overviews_and_stretches_the_whole_scene_alike(tmp_path):
+    rasterio = pytest.importorskip('rasterio')
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    from fianet_mmseg.apis.scene.reader import SceneReader
+
+    path = str(tmp_path / 'overviews.tif')
+    with rasterio.open(path, 'w', driver='GTiff', width=512, height=512, count=1, dtype='uint8',
+                       crs='EPSG:32633', transform=Affine(1, 0, 0, 0, -1, 512),
+                       tiled=True) as dst:
+        dst.write(np.zeros((1, 512, 512), np.uint8))
+        dst.build_overviews([2], Resampling.nearest)
+    with rasterio.open(path, 'r+', OVERVIEW_LEVEL=0) as overview:  # other pixels there
+        overview.write(np.full((1, 256, 256), 77, np.uint8))
+    with SceneReader(path) as reader:
+        shrunk, _ = reader.read_window((0, 0, 512, 512), (256, 256))
+        native, valid = reader.read_window((100, 100, 64, 64), (64, 64))
+    assert (shrunk == 77).all() and (native == 0).all() and valid.all()
+    # 16-bit data: one stretch for the scene, so a pixel is the same in every window
+    ramp = (np.arange(300 * 200).reshape(1, 200, 300) % 4000).astype(np.uint16)
+    path = str(tmp_path / 'ramp16.tif')
+    with rasterio.open(path, 'w', driver='GTiff', width=300, height=200, count=1,
+                       dtype='uint16', crs='EPSG:32633',
+                       transform=Affine(1, 0, 0, 0, -1, 200)) as dst:
+        dst.write(ramp)
+    with SceneReader(path) as reader:
+        low, high = reader.limits[0]
+        first, _ = reader.read_window((0, 0, 96, 96), (96, 96))
+        second, _ = reader.read_window((50, 40, 96, 96), (96, 96))
+    # under 1024 pixels a side the statistics read is the whole scene
+    assert [low, high] == np.percentile(ramp.astype(np.float64), [2, 98]).tolist()
+    assert np.array_equal(first[40:96, 50:96], second[:56, :46])
+    expected = np.clip(np.rint((ramp[0, 40:96, 50:96] - low) * 255.0 / (high - low)), 0, 255)
+    assert np.array_equal(second[:56, :46, 0], expected)
