@@ -33,6 +33,7 @@ from fianet_mmseg.apis import inference_model  # noqa: E402
 from fianet_mmseg.apis.scene import SceneInferencer, SceneWarning  # noqa: E402
 from fianet_mmseg.apis.scene import assemble as assemble_module  # noqa: E402
 from fianet_mmseg.apis.scene import store as store_module  # noqa: E402
+from fianet_mmseg.apis.scene import vectors as vectors_module  # noqa: E402
 
 TEXT = 'the storage tank on the lower left'
 WINDOW = 96  # the stand-in's input (the test pipeline's Resize)
@@ -322,7 +323,7 @@ def test_killed_then_resumed_gives_byte_identical_outputs(model, tanks, tmp_path
         elif point == 'between the rasters':
             kill_on_call(patch, assemble_module, 'copy_to_cog', 2)
         else:
-            kill_on_call(patch, assemble_module, 'write_geopackage', 1)
+            kill_on_call(patch, vectors_module.VectorSink, '_flush', 1)
         with pytest.raises(Killed):
             run('killed')
     work = tmp_path / 'killed' / 'work'

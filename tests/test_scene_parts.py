@@ -64,7 +64,7 @@ def test_window_weights_are_a_smooth_positive_bump():
 def test_components_joined_across_blocks_match_the_whole_mask(side):
     """Labelled block by block (any block size), the components are those of the whole mask."""
     from fianet_mmseg.apis.scene.blend import blocks
-    from fianet_mmseg.apis.scene.components import ComponentTracer
+    from fianet_mmseg.apis.scene.components import ComponentTracer, OutlineCollector
 
     rng = np.random.default_rng(side)
     mask = cv2.dilate((rng.random((37, 41)) > 0.93).astype(np.uint8), np.ones((3, 3)))
@@ -78,27 +78,34 @@ def test_components_joined_across_blocks_match_the_whole_mask(side):
     merged = tracer.merge()
     count, labels = cv2.connectedComponents(mask, connectivity=4)
     assert len(merged) == count - 1
+    # labelled again, every block maps its pixels to the merged ids; outlines of all
+    outlines = OutlineCollector(merged)
+    ids = np.full(mask.shape, -1)
+    polygons = {}
+    for col, row, w, h in blocks(41, 37, side):
+        _, block_labels, _ = tracer.label(mask[row:row + h, col:col + w] > 0)
+        block_ids = tracer.global_labels(col, row, block_labels)
+        ids[row:row + h, col:col + w] = block_ids
+        outlines.add_block(col, row, block_ids, block_ids >= 0)
+        if col + w == 41:
+            polygons.update(outlines.completed(row + h))
+    for label in range(1, count):
+        assert len(np.unique(ids[labels == label])) == 1
+    assert len(np.unique(ids[mask > 0])) == count - 1
     import shapely
 
+    assert sorted(polygons) == sorted(c.id for c in merged) and not outlines.pieces
     for component in merged:
-        col, row = int(component.pieces[0].representative_point().x), \
-            int(component.pieces[0].representative_point().y)
-        whole = labels == labels[row, col]
+        polygon = polygons[component.id]
+        whole = ids == component.id
+        assert (labels[whole] == labels[whole][0]).all()
         assert component.pixels == whole.sum()
         assert component.mean_probability == pytest.approx(probability[whole].mean(), rel=1e-6)
         rows, cols = np.nonzero(whole)
         assert component.centroid == pytest.approx((cols.mean() + 0.5, rows.mean() + 0.5))
         assert component.bbox == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
-        assert isinstance(component.pieces[0], shapely.Polygon)  # one polygon, no seams
-        assert component.pieces[0].area == whole.sum()
-    # labelled again, every block maps its pixels to the merged ids
-    ids = np.full(mask.shape, -1)
-    for col, row, w, h in blocks(41, 37, side):
-        _, block_labels, _ = tracer.label(mask[row:row + h, col:col + w] > 0)
-        ids[row:row + h, col:col + w] = tracer.global_labels(col, row, block_labels)
-    for label in range(1, count):
-        assert len(np.unique(ids[labels == label])) == 1
-    assert len(np.unique(ids[mask > 0])) == count - 1
+        assert isinstance(polygon, shapely.Polygon)  # one polygon, no seams
+        assert polygon.area == whole.sum()
 
 
 class Decoupler:

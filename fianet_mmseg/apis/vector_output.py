@@ -98,7 +98,7 @@ def mask_polygons(mask: Any, transform: Any = None, valid: Optional[np.ndarray] 
     return polygons
 
 
-def _crs_member(crs: Any) -> Optional[Dict[str, Any]]:
+def crs_member(crs: Any) -> Optional[Dict[str, Any]]:
     """The (pre-RFC 7946) ``crs`` member GDAL / QGIS read; None for EPSG:4326 or no CRS."""
     if crs is None:
         return None
@@ -150,7 +150,7 @@ def mask_to_geojson(mask: Any, transform: Any = None, crs: Any = None,
         feature_properties.update(region=region, pixels=pixels, mean_probability=mean)
         features.append(dict(type='Feature', geometry=geometry, properties=feature_properties))
     collection: Dict[str, Any] = dict(type='FeatureCollection', features=features)
-    member = _crs_member(out_crs)
+    member = crs_member(out_crs)
     if member is not None:
         collection['crs'] = member
     return collection
@@ -228,7 +228,7 @@ def feature_collection(features: Sequence[Dict[str, Any]], crs: Any = None) -> D
     from rasterio.crs import CRS
 
     collection: Dict[str, Any] = dict(type='FeatureCollection', features=list(features))
-    member = _crs_member(None if crs is None else CRS.from_user_input(crs))
+    member = crs_member(None if crs is None else CRS.from_user_input(crs))
     if member is not None:
         collection['crs'] = member
     return collection

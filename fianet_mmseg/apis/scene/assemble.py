@@ -3,15 +3,17 @@
 1. Pass A, per 512-pixel block of the source grid: the blended probability
    (:class:`~.blend.Blender`) -> ``probability.tif`` (uint8, ``round(255 p)``,
    an internal mask where the source has no data); the mask is ``p >= 0.5``
-   (stored value >= 128) on the pixels with data; its components are found
-   across blocks (:class:`~.components.ComponentTracer`).
+   (stored value >= 128) on the pixels with data; its components are counted
+   across blocks (:class:`~.components.ComponentTracer`: sizes, centroids,
+   boxes).
 2. The components the position rules select (``scene`` mode; see
    :mod:`.positions`), of those of at least ``min_area``.
 3. Pass B, per block: ``mask.tif`` (1 = a selected component, 0 = background,
-   255 = no data), from the stored probability.
-4. Both rasters copied to Cloud-Optimised GeoTIFFs; the selected components'
-   polygons written as GeoPackage and GeoJSON (one feature per object, merged
-   across windows and blocks).
+   255 = no data), from the stored probability; the selected components'
+   outlines are traced and each object is written to the GeoPackage and the
+   GeoJSON (:class:`~.vectors.VectorSink`) once the blocks below it are done:
+   one feature per object, merged across windows and blocks.
+4. Both rasters copied to Cloud-Optimised GeoTIFFs.
 
 Intermediate files live in the work folder; every output is written to a
 temporary name and renamed, so a run killed here leaves no partial output and
@@ -20,30 +22,23 @@ temporary name and renamed, so a run killed here leaves no partial output and
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from ..raster_output import COG_BLOCK, MASK_NODATA, copy_to_cog, open_tiled_geotiff
-from ..vector_output import (
-    feature_collection,
-    reproject_geometry,
-    write_geojson,
-    write_geopackage,
-)
 from .blend import Blender, block_count, blocks
-from .components import Component, ComponentTracer
+from .components import Component, ComponentTracer, OutlineCollector
 from .plan import ScenePlan
 from .positions import select_components
 from .store import WindowStore
+from .vectors import FEATURE_SCHEMA, VectorSink
 
 #: Output files in the output folder.
 OUTPUT_FILES = dict(mask='mask.tif', probability='probability.tif', gpkg='polygons.gpkg',
                     geojson='polygons.geojson', summary='summary.json')
 #: Properties of every polygon, in this order.
-FEATURE_FIELDS = ('id', 'expression', 'object_phrase', 'position_phrases', 'category',
-                  'mean_probability', 'area_m2', 'pixels', 'position_mode', 'window_expression',
-                  'position_applied')
+FEATURE_FIELDS = tuple(name for name, _ in FEATURE_SCHEMA)
 
 
 def raster_tags(plan: ScenePlan) -> Dict[str, Any]:
@@ -61,45 +56,27 @@ def applied_phrases(plan: ScenePlan) -> Optional[str]:
     return '; '.join(plan.parts.rule.phrases)
 
 
-def output_crs(src_crs: Any, dst_crs: Optional[str]) -> Dict[str, Any]:
-    """CRS of the GeoPackage and the GeoJSON: ``dst_crs`` None -> the source's and EPSG:4326
-    (RFC 7946); ``'source'`` -> the source's for both; another CRS -> it for both."""
-    if src_crs is None:
-        return dict(gpkg=None, geojson=None)
-    if dst_crs is None:
-        return dict(gpkg=src_crs, geojson='EPSG:4326')
-    if str(dst_crs).lower() == 'source':
-        return dict(gpkg=src_crs, geojson=src_crs)
-    return dict(gpkg=dst_crs, geojson=dst_crs)
-
-
-def _features(plan: ScenePlan, components: List[Component], selected: List[int],
-              simplify: float) -> List[Dict[str, Any]]:
-    """GeoJSON features of the selected components, in the source's map coordinates."""
+def _feature(plan: ScenePlan, component: Component, polygon: Any, number: int,
+             simplify: float) -> Dict[str, Any]:
+    """The GeoJSON feature of a component (``polygon`` in pixel coordinates) in the source's
+    map coordinates."""
     from shapely import affinity
     from shapely.geometry import mapping
 
-    transform = plan.reader.transform
-    coefficients = [transform.a, transform.b, transform.d, transform.e, transform.xoff,
-                    transform.yoff]
+    t = plan.reader.transform
+    geometry = affinity.affine_transform(polygon, [t.a, t.b, t.d, t.e, t.xoff, t.yoff])
+    if simplify > 0:
+        geometry = geometry.simplify(simplify, preserve_topology=True)
     pixel_area = None if plan.source_gsd is None else plan.source_gsd[0] * plan.source_gsd[1]
     parts = plan.parts
-    features = []
-    for number, index in enumerate(selected, start=1):
-        component = components[index]
-        geometry = affinity.affine_transform(component.pieces[0], coefficients)
-        if simplify > 0:
-            geometry = geometry.simplify(simplify, preserve_topology=True)
-        properties = dict(
-            id=number, expression=parts.expression, object_phrase=parts.object_phrase,
-            position_phrases='; '.join(parts.position_phrases) or None,
-            category=parts.category, mean_probability=component.mean_probability,
-            area_m2=None if pixel_area is None else component.pixels * pixel_area,
-            pixels=component.pixels, position_mode=plan.position,
-            window_expression=plan.window_text, position_applied=applied_phrases(plan))
-        features.append(dict(type='Feature', geometry=mapping(geometry),
-                             properties=properties))
-    return features
+    properties = dict(
+        id=number, expression=parts.expression, object_phrase=parts.object_phrase,
+        position_phrases='; '.join(parts.position_phrases) or None, category=parts.category,
+        mean_probability=component.mean_probability,
+        area_m2=None if pixel_area is None else component.pixels * pixel_area,
+        pixels=component.pixels, position_mode=plan.position,
+        window_expression=plan.window_text, position_applied=applied_phrases(plan))
+    return dict(type='Feature', geometry=mapping(geometry), properties=properties)
 
 
 def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
@@ -109,7 +86,7 @@ def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
     """Write the outputs (see the module); returns counts for the summary.
 
     Args:
-        dst_crs: See :func:`output_crs`.
+        dst_crs: See :func:`~.vectors.output_crs`.
         simplify: Douglas-Peucker tolerance of the polygons, in the source's
             map units (pixels without CRS); 0 keeps the pixel outlines.
         min_area: Smallest component kept, m^2 (pixels when the GSD is unknown).
@@ -151,9 +128,14 @@ def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
         selected = select_components(plan.parts.rule, centroids, eligible)
     else:
         selected = [index for index, ok in enumerate(eligible) if ok]
-    chosen = np.array(sorted(components[index].id for index in selected), np.int64)
+    chosen_components = [components[index] for index in selected]
+    by_id = {component.id: component for component in chosen_components}
+    chosen = np.array(sorted(by_id), np.int64)
+    outlines = OutlineCollector(chosen_components)
+    sink = VectorSink(out_dir, reader.crs, dst_crs, timestamp)
+    written = 0
     mask_blocks = osp.join(work_dir, 'mask_blocks.tif')
-    with rasterio.open(probability_blocks) as src, \
+    with sink, rasterio.open(probability_blocks) as src, \
             open_tiled_geotiff(mask_blocks, width, height, reader.crs, reader.transform,
                                nodata=MASK_NODATA, tags=tags) as dst:
         for col, row, w, h in blocks(width, height, COG_BLOCK):
@@ -162,30 +144,21 @@ def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
             valid = src.read_masks(1, window=window) > 0
             _, labels, _ = tracer.label(valid & (stored >= 128))
             ids = tracer.global_labels(col, row, labels)
-            mask = np.isin(ids, chosen).astype(np.uint8)
+            inside = np.isin(ids, chosen)
+            mask = inside.astype(np.uint8)
             mask[~valid] = MASK_NODATA
             dst.write(mask, 1, window=window)
+            outlines.add_block(col, row, ids, inside)
+            if col + w == width:  # a row of blocks done: write the objects it completed
+                for key, polygon in outlines.completed(row + h):
+                    written += 1
+                    sink.add(_feature(plan, by_id[key], polygon, written, simplify))
             done += 1
             if progress:
                 progress(done, total)
     copy_to_cog(probability_blocks, osp.join(out_dir, OUTPUT_FILES['probability']), 'average')
     copy_to_cog(mask_blocks, osp.join(out_dir, OUTPUT_FILES['mask']), 'nearest')
-    features = _features(plan, components, selected, simplify)
-    crs = output_crs(reader.crs, dst_crs)
-    for kind in ('gpkg', 'geojson'):
-        if crs[kind] is None:
-            out_features = features
-        else:
-            out_features = [dict(feature, geometry=reproject_geometry(
-                feature['geometry'], reader.crs, crs[kind])) for feature in features]
-        path = osp.join(out_dir, OUTPUT_FILES[kind])
-        if kind == 'gpkg':
-            write_geopackage(path, out_features, crs=crs[kind], fields=FEATURE_FIELDS,
-                             timestamp=timestamp)
-        else:
-            write_geojson(path, feature_collection(out_features, crs=crs[kind]))
     return dict(components_found=len(components),
                 components_below_min_area=int(len(eligible) - sum(eligible)),
                 components_selected=len(selected),
-                crs=dict(gpkg=None if crs['gpkg'] is None else str(crs['gpkg']),
-                         geojson=None if crs['geojson'] is None else str(crs['geojson'])))
+                crs={kind: None if crs is None else str(crs) for kind, crs in sink.crs.items()})

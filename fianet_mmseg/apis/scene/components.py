@@ -3,17 +3,18 @@
 Components are 4-connected (as ``rasterio.features.shapes`` traces polygons).
 Each block is labelled on its own (OpenCV); a union-find joins the labels of
 pixels that touch across block borders, so an object that spans blocks or
-windows is one component. Per component: pixel count, probability sum,
-centroid sums and bounding box, and its outline pieces (one per block,
-traced in scene pixel coordinates, integers); :meth:`ComponentTracer.merge`
-unites the pieces into one polygon (exact: the pieces share pixel edges).
+windows is one component. Per label: pixel count, probability sum, centroid
+sums and bounding box, in compact arrays; :meth:`ComponentTracer.merge` gives
+each merged component's totals. Outlines are traced later, for the selected
+components only (:class:`OutlineCollector`).
 
-Memory: one row of labels across the scene (int64), the statistics and the
-outlines of the components; never an array of the scene's size.
+Memory: one row of labels across the scene and a few numbers per component,
+never an array of the scene's size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 import cv2
@@ -22,7 +23,7 @@ import numpy as np
 
 @dataclass
 class Component:
-    """One object of the mask (a merged component); pixel coordinates of the scene."""
+    """One object of the mask (a merged component), in the scene's pixel coordinates."""
 
     id: int
     pixels: int
@@ -30,7 +31,6 @@ class Component:
     col_sum: float
     row_sum: float
     bbox: Tuple[int, int, int, int]  # col0, row0, col1, row1 (exclusive)
-    pieces: List[Any] = field(default_factory=list)
 
     @property
     def mean_probability(self) -> float:
@@ -47,16 +47,13 @@ class ComponentTracer:
 
     Args:
         width: The scene's width in pixels.
-        trace: Also trace the outline pieces (for polygons).
     """
 
-    def __init__(self, width: int, trace: bool = True) -> None:
+    def __init__(self, width: int) -> None:
         self.width = width
-        self.trace = trace
-        self.parent: List[int] = []  # union-find over global labels (from 0)
-        self.stats: List[List[float]] = []  # pixels, probability sum, col sum, row sum
-        self.boxes: List[List[int]] = []
-        self.pieces: Dict[int, List[Any]] = {}
+        self.parent = array('q')  # union-find over global labels (from 0)
+        self.sums = array('d')  # per label: pixels, probability, column and row sums
+        self.boxes = array('q')  # per label: col0, row0, col1, row1
         self.offsets: Dict[Tuple[int, int], int] = {}  # block origin -> first global label
         self.above = np.full(width, -1, np.int64)  # global labels of the row above a block
         self.left = None  # (row, labels) of the column left of the next block
@@ -72,7 +69,7 @@ class ComponentTracer:
     def _union(self, a: np.ndarray, b: np.ndarray) -> None:
         """Join the labels pairwise where both are >= 0."""
         both = (a >= 0) & (b >= 0)
-        for x, y in set(zip(a[both].tolist(), b[both].tolist())):
+        for x, y in sorted(set(zip(a[both].tolist(), b[both].tolist()))):
             rx, ry = self._find(x), self._find(y)
             if rx != ry:
                 self.parent[max(rx, ry)] = min(rx, ry)  # the smaller label is the root
@@ -97,16 +94,14 @@ class ComponentTracer:
         if found:
             flat = labels.ravel()
             rows, cols = np.divmod(np.arange(flat.size), width)
-            sums = [np.bincount(flat, weights=w, minlength=count)[1:]
-                    for w in (None, probability.ravel().astype(np.float64),
-                              (cols + col).astype(np.float64), (rows + row).astype(np.float64))]
-            for index in range(found):
-                self.stats.append([float(s[index]) for s in sums])
-            for x, y, w, h, _ in boxes[1:]:
-                self.boxes.append([col + int(x), row + int(y), col + int(x + w),
-                                   row + int(y + h)])
-            if self.trace:
-                self._trace(col, row, labels, offset)
+            sums = np.stack([np.bincount(flat, weights=w, minlength=count)[1:]
+                             for w in (None, probability.ravel().astype(np.float64),
+                                       (cols + col).astype(np.float64),
+                                       (rows + row).astype(np.float64))], axis=1)
+            self.sums.extend(sums.ravel().tolist())
+            x, y, w, h = (boxes[1:, i].astype(np.int64) for i in range(4))
+            self.boxes.extend(np.stack([x + col, y + row, x + w + col, y + h + row],
+                                       axis=1).ravel().tolist())
         glob = np.where(labels > 0, labels.astype(np.int64) + offset - 1, -1)
         if row > 0:
             self._union(self.above[col:col + width], glob[0])
@@ -114,15 +109,6 @@ class ComponentTracer:
             self._union(self.left[1], glob[:, 0])
         self.above[col:col + width] = glob[-1]
         self.left = (row, glob[:, -1].copy())
-
-    def _trace(self, col: int, row: int, labels: np.ndarray, offset: int) -> None:
-        from affine import Affine
-        from rasterio.features import shapes
-        from shapely.geometry import shape
-
-        for geometry, value in shapes(labels, mask=labels > 0, connectivity=4,
-                                      transform=Affine.translation(col, row)):
-            self.pieces.setdefault(int(value) + offset - 1, []).append(shape(geometry))
 
     def global_labels(self, col: int, row: int, labels: np.ndarray) -> np.ndarray:
         """The merged component id of every pixel of a block labelled again (-1: none)."""
@@ -133,30 +119,57 @@ class ComponentTracer:
 
     def merge(self) -> List[Component]:
         """The components, joined across blocks, in the order they were first met (blocks in
-        raster order, OpenCV's label order within a block)."""
-        import shapely
-
+        raster order, OpenCV's label order within a block); ``id`` is the root label."""
         merged: Dict[int, Component] = {}
         for label in range(len(self.parent)):
             root = self._find(label)
-            pixels, prob, cols, rows = self.stats[label]
-            box = self.boxes[label]
+            pixels, prob, cols, rows = self.sums[4 * label:4 * label + 4]
+            box = tuple(self.boxes[4 * label:4 * label + 4])
             item = merged.get(root)
             if item is None:
-                merged[root] = Component(root, int(pixels), prob, cols, rows, tuple(box))
-            else:
-                item.pixels += int(pixels)
-                item.probability_sum += prob
-                item.col_sum += cols
-                item.row_sum += rows
-                item.bbox = (min(item.bbox[0], box[0]), min(item.bbox[1], box[1]),
-                             max(item.bbox[2], box[2]), max(item.bbox[3], box[3]))
-            if self.trace:
-                merged[root].pieces.extend(self.pieces.get(label, []))
-        components = [merged[root] for root in sorted(merged)]
-        if self.trace:
-            for component in components:
-                pieces = component.pieces
-                component.pieces = [pieces[0] if len(pieces) == 1
-                                    else shapely.union_all(pieces)]
-        return components
+                merged[root] = Component(root, int(pixels), prob, cols, rows, box)
+                continue
+            item.pixels += int(pixels)
+            item.probability_sum += prob
+            item.col_sum += cols
+            item.row_sum += rows
+            item.bbox = (min(item.bbox[0], box[0]), min(item.bbox[1], box[1]),
+                         max(item.bbox[2], box[2]), max(item.bbox[3], box[3]))
+        return [merged[root] for root in sorted(merged)]
+
+
+class OutlineCollector:
+    """Outlines of chosen components, traced block by block and merged when complete.
+
+    Blocks come in raster order; after a row of blocks ending at row ``r``,
+    :meth:`completed` gives the components whose bounding box ends at or above
+    ``r``, each as one polygon (its pieces united: they share pixel edges), in
+    the scene's pixel coordinates, and forgets them.
+    """
+
+    def __init__(self, components: List[Component]) -> None:
+        self.bottom = {c.id: c.bbox[3] for c in components}
+        self.pieces: Dict[int, List[Any]] = {}
+
+    def add_block(self, col: int, row: int, ids: np.ndarray, chosen: np.ndarray) -> None:
+        """Trace the ``chosen`` pixels of a block, ``ids`` its merged component ids."""
+        if not chosen.any():
+            return
+        from affine import Affine
+        from rasterio.features import shapes
+        from shapely.geometry import shape
+
+        for geometry, value in shapes(ids.astype(np.int32), mask=chosen, connectivity=4,
+                                      transform=Affine.translation(col, row)):
+            self.pieces.setdefault(int(value), []).append(shape(geometry))
+
+    def completed(self, row_end: int) -> List[Tuple[int, Any]]:
+        """``[(component id, polygon)]`` complete once the rows above ``row_end`` are done."""
+        import shapely
+
+        done = sorted(key for key in self.pieces if self.bottom[key] <= row_end)
+        out = []
+        for key in done:
+            pieces = self.pieces.pop(key)
+            out.append((key, pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)))
+        return out

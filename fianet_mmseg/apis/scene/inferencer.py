@@ -46,6 +46,9 @@ from .plan import ScenePlan, make_plan, model_fingerprint
 from .store import WindowStore, write_json_atomic
 
 WORK_DIR = 'work'
+#: GDAL's block cache during a run, MiB: GDAL's default (5% of the RAM) would keep up to that
+#: much of the scene and the outputs' blocks, growing with the scene.
+GDAL_CACHE_MB = 64
 Progress = Callable[[str, float], None]
 
 
@@ -267,9 +270,15 @@ class SceneInferencer:
                 ``resume``.
             ValueError, FileNotFoundError: Bad input (see :func:`~.plan.make_plan`).
         """
+        import rasterio
+
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            return self._run(scene, expression, str(out_dir), resume, overwrite, progress)
+
+    def _run(self, scene: str, expression: str, out_dir: str, resume: bool, overwrite: bool,
+             progress: Optional[Progress]) -> Optional[Dict[str, Any]]:
         started = time.perf_counter()
         rank, world = distributed()
-        out_dir = str(out_dir)
         plan = _synchronised(lambda: self.plan(scene, expression))
         try:
             for message in plan.warnings if rank == 0 else []:
