@@ -75,11 +75,12 @@ def test_components_joined_across_blocks_match_the_whole_mask(side):
     for col, row, w, h in blocks(41, 37, side):
         tracer.add_block(col, row, mask[row:row + h, col:col + w] > 0,
                          probability[row:row + h, col:col + w])
-    merged = tracer.merge()
+    components = tracer.merge()
+    merged = [components[index] for index in range(len(components))]
     count, labels = cv2.connectedComponents(mask, connectivity=4)
     assert len(merged) == count - 1
     # labelled again, every block maps its pixels to the merged ids; outlines of all
-    outlines = OutlineCollector(merged)
+    outlines = OutlineCollector(components.ids, components.bbox[:, 3])
     ids = np.full(mask.shape, -1)
     polygons = {}
     for col, row, w, h in blocks(41, 37, side):

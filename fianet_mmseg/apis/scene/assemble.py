@@ -122,16 +122,14 @@ def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
     components = tracer.merge()
     pixel_area = None if plan.source_gsd is None else plan.source_gsd[0] * plan.source_gsd[1]
     min_pixels = min_area / pixel_area if pixel_area else min_area
-    eligible = [component.pixels >= min_pixels for component in components]
+    eligible = components.pixels >= min_pixels
     if plan.position == 'scene':
-        centroids = [(c.centroid[0] / width, c.centroid[1] / height) for c in components]
-        selected = select_components(plan.parts.rule, centroids, eligible)
+        centroids = components.centroids() / np.array([width, height])
+        selected = select_components(plan.parts.rule, centroids.tolist(), eligible.tolist())
     else:
-        selected = [index for index, ok in enumerate(eligible) if ok]
-    chosen_components = [components[index] for index in selected]
-    by_id = {component.id: component for component in chosen_components}
-    chosen = np.array(sorted(by_id), np.int64)
-    outlines = OutlineCollector(chosen_components)
+        selected = np.flatnonzero(eligible).tolist()
+    chosen = components.ids[selected]  # ascending, as the ids
+    outlines = OutlineCollector(chosen, components.bbox[selected, 3])
     sink = VectorSink(out_dir, reader.crs, dst_crs, timestamp)
     written = 0
     mask_blocks = osp.join(work_dir, 'mask_blocks.tif')
@@ -152,13 +150,14 @@ def assemble(plan: ScenePlan, store: WindowStore, work_dir: str, out_dir: str,
             if col + w == width:  # a row of blocks done: write the objects it completed
                 for key, polygon in outlines.completed(row + h):
                     written += 1
-                    sink.add(_feature(plan, by_id[key], polygon, written, simplify))
+                    component = components[int(np.searchsorted(components.ids, key))]
+                    sink.add(_feature(plan, component, polygon, written, simplify))
             done += 1
             if progress:
                 progress(done, total)
     copy_to_cog(probability_blocks, osp.join(out_dir, OUTPUT_FILES['probability']), 'average')
     copy_to_cog(mask_blocks, osp.join(out_dir, OUTPUT_FILES['mask']), 'nearest')
     return dict(components_found=len(components),
-                components_below_min_area=int(len(eligible) - sum(eligible)),
+                components_below_min_area=int(len(eligible) - eligible.sum()),
                 components_selected=len(selected),
                 crs={kind: None if crs is None else str(crs) for kind, crs in sink.crs.items()})

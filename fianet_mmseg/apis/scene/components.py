@@ -5,11 +5,11 @@ Each block is labelled on its own (OpenCV); a union-find joins the labels of
 pixels that touch across block borders, so an object that spans blocks or
 windows is one component. Per label: pixel count, probability sum, centroid
 sums and bounding box, in compact arrays; :meth:`ComponentTracer.merge` gives
-each merged component's totals. Outlines are traced later, for the selected
-components only (:class:`OutlineCollector`).
+the merged components' totals as arrays (:class:`Components`). Outlines are
+traced later, for the selected components only (:class:`OutlineCollector`).
 
-Memory: one row of labels across the scene and a few numbers per component,
-never an array of the scene's size.
+Memory: one row of labels across the scene and a few numbers per label (about
+100 bytes), never an array of the scene's size.
 """
 from __future__ import annotations
 
@@ -117,25 +117,62 @@ class ComponentTracer:
         roots = np.array([-1] + [self._find(offset + i) for i in range(count)], np.int64)
         return roots[labels]
 
-    def merge(self) -> List[Component]:
-        """The components, joined across blocks, in the order they were first met (blocks in
-        raster order, OpenCV's label order within a block); ``id`` is the root label."""
-        merged: Dict[int, Component] = {}
-        for label in range(len(self.parent)):
-            root = self._find(label)
-            pixels, prob, cols, rows = self.sums[4 * label:4 * label + 4]
-            box = tuple(self.boxes[4 * label:4 * label + 4])
-            item = merged.get(root)
-            if item is None:
-                merged[root] = Component(root, int(pixels), prob, cols, rows, box)
-                continue
-            item.pixels += int(pixels)
-            item.probability_sum += prob
-            item.col_sum += cols
-            item.row_sum += rows
-            item.bbox = (min(item.bbox[0], box[0]), min(item.bbox[1], box[1]),
-                         max(item.bbox[2], box[2]), max(item.bbox[3], box[3]))
-        return [merged[root] for root in sorted(merged)]
+    def roots(self) -> np.ndarray:
+        """The root (smallest label) of every label's component, int64 (pointer jumping)."""
+        roots = np.frombuffer(self.parent, dtype=np.int64).copy()
+        while True:
+            jumped = roots[roots]
+            if np.array_equal(jumped, roots):
+                return roots
+            roots = jumped
+
+    def merge(self) -> Components:
+        """The components, joined across blocks, as arrays (see :class:`Components`)."""
+        if not len(self.parent):
+            return Components(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4), np.int64))
+        ids, inverse = np.unique(self.roots(), return_inverse=True)
+        sums = np.frombuffer(self.sums, dtype=np.float64).reshape(-1, 4)
+        boxes = np.frombuffer(self.boxes, dtype=np.int64).reshape(-1, 4)
+        totals = np.stack([np.bincount(inverse, weights=sums[:, k], minlength=len(ids))
+                           for k in range(4)], axis=1)
+        bbox = np.empty((len(ids), 4), np.int64)
+        bbox[:, :2] = np.iinfo(np.int64).max
+        bbox[:, 2:] = np.iinfo(np.int64).min
+        np.minimum.at(bbox[:, 0], inverse, boxes[:, 0])
+        np.minimum.at(bbox[:, 1], inverse, boxes[:, 1])
+        np.maximum.at(bbox[:, 2], inverse, boxes[:, 2])
+        np.maximum.at(bbox[:, 3], inverse, boxes[:, 3])
+        return Components(ids, totals, bbox)
+
+
+class Components:
+    """The merged components of a scene, as arrays (a few numbers per object).
+
+    Attributes:
+        ids: ``(n,)`` root labels, ascending (the order the components were first met:
+            blocks in raster order, OpenCV's label order within a block).
+        totals: ``(n, 4)`` pixels, probability sum, column sum, row sum.
+        bbox: ``(n, 4)`` col0, row0, col1, row1 (exclusive), scene pixels.
+    """
+
+    def __init__(self, ids: np.ndarray, totals: np.ndarray, bbox: np.ndarray) -> None:
+        self.ids, self.totals, self.bbox = ids, totals, bbox
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.totals[:, 0].astype(np.int64)
+
+    def centroids(self) -> np.ndarray:
+        """``(n, 2)`` ``(col, row)`` of the mean pixel centres."""
+        return self.totals[:, 2:4] / self.totals[:, :1] + 0.5
+
+    def __getitem__(self, index: int) -> Component:
+        pixels, prob, cols, rows = (float(v) for v in self.totals[index])
+        return Component(int(self.ids[index]), int(pixels), prob, cols, rows,
+                         tuple(int(v) for v in self.bbox[index]))
 
 
 class OutlineCollector:
@@ -147,8 +184,8 @@ class OutlineCollector:
     the scene's pixel coordinates, and forgets them.
     """
 
-    def __init__(self, components: List[Component]) -> None:
-        self.bottom = {c.id: c.bbox[3] for c in components}
+    def __init__(self, ids: np.ndarray, bottoms: np.ndarray) -> None:
+        self.bottom = dict(zip(ids.tolist(), bottoms.tolist()))
         self.pieces: Dict[int, List[Any]] = {}
 
     def add_block(self, col: int, row: int, ids: np.ndarray, chosen: np.ndarray) -> None:
