@@ -24,6 +24,7 @@ from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
 from ..structures import INPUT_SIZE_PRED
+from ..utils.iou import intersection_and_union, sample_iou, summarize_ious
 
 EVAL_SIZES = ('input', 'original')
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).
@@ -66,29 +67,6 @@ def _plain(value):
     if isinstance(value, (np.generic, torch.Tensor)):
         return value.item()
     return value
-
-
-def intersection_and_union(pred: np.ndarray, gt: np.ndarray,
-                           ignore_index: int = 255) -> Tuple[int, int]:
-    """Foreground intersection and union of one sample.
-
-    Args:
-        pred: ``(H, W)`` predicted labels (1 = referred object, else background).
-        gt: ``(H, W)`` ground truth (1 = object, 0 = background,
-            ``ignore_index`` = left out).
-
-    Returns:
-        ``(I, U)`` pixel counts.
-    """
-    valid = gt != ignore_index
-    pred_fg = (pred == 1) & valid
-    gt_fg = gt == 1
-    return int(np.count_nonzero(pred_fg & gt_fg)), int(np.count_nonzero(pred_fg | gt_fg))
-
-
-def sample_iou(intersection: int, union: int) -> float:
-    """``I / U``; 0 when ``U == 0`` (the reference's convention)."""
-    return intersection / union if union > 0 else 0.0
 
 
 @METRICS.register_module()
@@ -225,13 +203,7 @@ class RefSegMetric(BaseMetric):
     # -- whole set --------------------------------------------------------------------
     def _summary(self, results: List[dict]) -> Dict[str, float]:
         """Percent P@t, oIoU and mIoU of a list of per-sample results."""
-        ious = np.array([sample_iou(r['I'], r['U']) for r in results], dtype=np.float64)
-        total_union = sum(r['U'] for r in results)
-        summary = {f'P@{t:g}': 100.0 * float(np.mean(ious >= t)) for t in self.thresholds}
-        summary['oIoU'] = 100.0 * sum(r['I'] for r in results) / total_union \
-            if total_union > 0 else 0.0
-        summary['mIoU'] = 100.0 * float(ious.mean())
-        return summary
+        return summarize_ious(results, self.thresholds)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Metrics in percent; logs tables and writes ``output_file`` if set."""
