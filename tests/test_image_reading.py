@@ -361,15 +361,15 @@ def test_a_mask_of_another_size_is_an_error_where_masks_meet_images(scene_files,
     from mmseg.structures import SegDataSample
 
     files, _, _ = scene_files
-    demo = load_script('demo/image_demo.py')
+    from fianet_mmseg.apis.prediction_files import OutputOptions, write_outputs
+
     geo = read_image(files['png8'])
     result = SegDataSample(metainfo=dict(expression='the ship'))
     result.pred_sem_seg = PixelData(data=torch.ones(1, HEIGHT - 8, WIDTH, dtype=torch.long))
-    args = demo.parse_args([files['png8'], 'the ship', CONFIG, 'ckpt.pth'])
     with pytest.raises(ValueError, match=rf'the mask is {WIDTH}x{HEIGHT - 8} pixels, the image '
                                          rf'{WIDTH}x{HEIGHT}'):
-        demo.write_outputs(result, geo, args, dict(mask=str(tmp_path / 'm.png')), [])
+        write_outputs(result, geo, OutputOptions(), dict(mask=str(tmp_path / 'm.png')), [])
     with pytest.raises(ValueError, match=rf'the mask is {HEIGHT - 8}x{WIDTH} \(HxW\), its '
                                          rf'image {HEIGHT}x{WIDTH}'):
-        demo.write_outputs(result, geo, args, dict(overlay=str(tmp_path / 'o.png')), [])
+        write_outputs(result, geo, OutputOptions(), dict(overlay=str(tmp_path / 'o.png')), [])
     assert not list(tmp_path.glob('*.png'))

@@ -19,6 +19,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from fianet_mmseg.apis import inference_model, init_model
+from fianet_mmseg.apis.pairs import read_pairs
 
 CONFIG = str(CONFIGS / 'fianet_swin-b_rrsisd.py')
 INPUT_SIZE = 96  # the test pipeline resizes the 64x64 / 48x64 fixture images to this
@@ -281,24 +282,23 @@ def test_demo_pairs_csv_and_jsonl(rrsisd_root, tiny_checkpoint, tmp_path):
 
 
 def test_demo_pairs_file_errors_name_file_and_line(rrsisd_root, tmp_path):
-    demo = load_demo()
     image = split_records(rrsisd_root, 'test')[0]['img_path']
     bad_header = tmp_path / 'header.csv'
     bad_header.write_text(f'path,text\n{image},the ship\n')
     with pytest.raises(ValueError, match=r'header.csv, line 1: .*image and expression'):
-        demo.read_pairs(str(bad_header))
+        read_pairs(str(bad_header))
     text_file = tmp_path / 'pairs.txt'
     text_file.write_text(f'{image} the ship\n')
     with pytest.raises(ValueError, match=r'pairs.txt: unknown pairs file type'):
-        demo.read_pairs(str(text_file))
+        read_pairs(str(text_file))
     blank = tmp_path / 'blank.csv'
     blank.write_text('image,expression\n\n')
     with pytest.raises(ValueError, match=r'blank.csv: no pairs'):
-        demo.read_pairs(str(blank))
+        read_pairs(str(blank))
     # bad rows are kept with an error naming file and line; the good ones are untouched
     rows = tmp_path / 'rows.csv'
     rows.write_text(f'image,expression\n{image},the ship\n{image},\n,a ship\nnope.png,a ship\n')
-    jobs = demo.read_pairs(str(rows))
+    jobs = read_pairs(str(rows))
     assert [job.index for job in jobs] == [0, 1, 2, 3]
     assert jobs[0].error is None and jobs[0].image == image
     assert jobs[0].expression == 'the ship'
@@ -309,7 +309,7 @@ def test_demo_pairs_file_errors_name_file_and_line(rrsisd_root, tmp_path):
     lines = tmp_path / 'rows.jsonl'
     lines.write_text(json.dumps(dict(image=image, expression='a ship')) + '\n{oops\n\n[1]\n'
                      + json.dumps(dict(image='nope.png', expression='a ship')) + '\n')
-    jobs = demo.read_pairs(str(lines))
+    jobs = read_pairs(str(lines))
     assert jobs[0].error is None
     assert jobs[1].error.startswith(f'{lines}, line 2: not valid JSON')
     assert jobs[2].error == f'{lines}, line 4: expected a JSON object'
