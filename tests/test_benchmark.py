@@ -7,7 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO, build_model, load_config, load_script, tiny_model_overrides
+from conftest import (
+    REPO,
+    as_cli_options,
+    build_model,
+    load_config,
+    load_script,
+    tiny_model_overrides,
+)
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
@@ -22,21 +29,8 @@ CONFIG = 'fianet_swin-b_rrsisd.py'
 TOOLS = REPO / 'tools' / 'analysis_tools'
 MODEL_SWITCHES = [name for name, keys in bench.SPEEDUPS.items() if keys[0].startswith('model.')]
 
-#: ``--cfg-options`` of a seconds-fast FIANet (16-wide Swin, 2-layer 32-wide BERT).
-TINY_OPTIONS = [
-    'model.backbone.embed_dims=16', 'model.backbone.depths=[2,2,2,2]',
-    'model.backbone.num_heads=[1,2,2,4]', 'model.backbone.window_size=4',
-    'model.neck.in_channels=[16,32,64,128]', 'model.neck.num_blocks=1',
-    'model.decode_head.in_channels=[16,32,64,128]', 'model.decode_head.channels=32',
-    'model.text_encoder.name_or_path=None',
-    'model.text_encoder.trainable_layers=[0,1]',
-    'model.text_encoder.bert_config.vocab_size=30522',
-    'model.text_encoder.bert_config.hidden_size=32',
-    'model.text_encoder.bert_config.num_hidden_layers=2',
-    'model.text_encoder.bert_config.num_attention_heads=2',
-    'model.text_encoder.bert_config.intermediate_size=64',
-    'model.text_encoder.bert_config.max_position_embeddings=64',
-]
+#: ``--cfg-options`` of the tests' tiny model.
+TINY_OPTIONS = as_cli_options(tiny_model_overrides())
 
 
 def load_tool(name: str):

@@ -21,16 +21,23 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_config, load_script
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    CaptureOutputs,
+    load_config,
+    load_script,
+    options_dict,
+    require,
+    tiny_test_options,
+)
 from mmengine.runner import Runner
 from mmseg.registry import TRANSFORMS
 from PIL import Image
-from test_inference import CONFIG, CaptureOutputs, options_dict, tiny_test_options
 
 from fianet_mmseg.apis import decode_image, inference_model, init_model, read_image
 from fianet_mmseg.utils.image_io import decode_channels
 
-rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
+rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 from affine import Affine  # noqa: E402  (installed with rasterio)
 
 HEIGHT, WIDTH = 48, 64

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_config
+from conftest import demo_text_encoder, load_config
 from mmengine.runner import Runner, set_random_seed
 from mmengine.structures import PixelData
 from mmseg.registry import METRICS, MODELS
@@ -22,7 +22,6 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 
 from fianet_mmseg.structures import INPUT_SIZE_PRED
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 MEAN = np.array([0.485, 0.456, 0.406])  # the reference's Normalize (0-1 scale)
 STD = np.array([0.229, 0.224, 0.225])
@@ -85,7 +84,7 @@ def _loader(cfg, split: str, data_root):
     loader.dataset.update(data_root=str(data_root), ann_file=f'{split}.jsonl')
     for step in loader.dataset.pipeline:
         if step['type'] == 'DecoupleAndTokenize':
-            step['tokenizer'] = DEMO_TEXT_ENCODER
+            step['tokenizer'] = demo_text_encoder()
         if step['type'] == 'RandomBlackBoxes':
             step['ratio'] = 0.0  # on its own in test_black_boxes_*
     return Runner.build_dataloader(loader)

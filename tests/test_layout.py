@@ -11,6 +11,13 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / 'fianet_mmseg'
+#: Folders of the command-line scripts: argument parsing and a call into the package.
+SCRIPT_FOLDERS = ('tools', 'demo', 'data_prep')
+#: Longest module of the package, and of the image demo (mmseg's is about 50 lines).
+MAX_MODULE_LINES = 400
+MAX_IMAGE_DEMO_LINES = 150
+#: Modules still over MAX_MODULE_LINES, each to be split (remove it here when it is).
+LONG_MODULES_TO_SPLIT = {'fianet_mmseg/text/decoupler.py'}
 
 #: Layer of each top-level part of the package: a module may import from its own
 #: part and from parts of LOWER layers only.
@@ -36,8 +43,12 @@ def _module_name(path: Path) -> str:
     return '.'.join(parts)
 
 
-def _imported_modules(path: Path) -> list[tuple[int, str]]:
-    """(line, absolute module) of every import of the package in a source file."""
+def _all_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) of every import in a source file, at any depth.
+
+    ``from package import name`` gives ``package.name`` when that is a module of
+    the package, else ``package``.
+    """
     module = _module_name(path)
     package = module if path.name == '__init__.py' else module.rsplit('.', 1)[0]
     found = []
@@ -51,11 +62,27 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
                 target = '.'.join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ''
-            if target == 'fianet_mmseg':  # from fianet_mmseg import models
-                found += [(node.lineno, f'fianet_mmseg.{alias.name}') for alias in node.names]
-            else:
+            submodules = [f'{target}.{alias.name}' for alias in node.names
+                          if _source_of(f'{target}.{alias.name}') is not None]
+            found += [(node.lineno, name) for name in submodules]
+            if len(submodules) < len(node.names):
                 found.append((node.lineno, target))
-    return [(line, name) for line, name in found if name.startswith('fianet_mmseg')]
+    return found
+
+
+def _source_of(module: str) -> Path | None:
+    """The file of a module of the repository (``fianet_mmseg.x.y``), or None."""
+    base = REPO.joinpath(*module.split('.'))
+    for path in (base.with_suffix('.py'), base / '__init__.py'):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) of every import of the package in a source file."""
+    return [(line, name) for line, name in _all_imports(path)
+            if name == 'fianet_mmseg' or name.startswith('fianet_mmseg.')]
 
 
 def test_every_part_has_a_layer():
@@ -84,6 +111,100 @@ def test_the_layer_check_sees_relative_and_absolute_imports(tmp_path):
     nested = PACKAGE / 'datasets' / 'transforms' / 'formatting.py'
     targets = {name for _, name in _imported_modules(nested)}
     assert 'fianet_mmseg.structures' in targets
+
+
+def _scripts() -> list[Path]:
+    return sorted(p for folder in SCRIPT_FOLDERS for p in (REPO / folder).rglob('*.py'))
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == 'path' and \
+        isinstance(node.value, ast.Name) and node.value.id == 'sys'
+
+
+def test_no_sys_path_manipulation_outside_the_tests():
+    """Scripts and the package import the installed (or working-tree) package, nothing else."""
+    found = [f'{path.relative_to(REPO)}:{node.lineno}'
+             for path in [*_scripts(), *sorted(PACKAGE.rglob('*.py'))]
+             for node in ast.walk(ast.parse(path.read_text(encoding='utf-8')))
+             if _is_sys_path(node)]
+    assert not found, f'sys.path used in: {found}'
+
+
+def test_scripts_import_the_package_not_each_other_nor_the_tests():
+    """What a script shares with another script or a test lives in the package; the test
+    oracle stays in tests/ (a script must run from an installed copy without tests/)."""
+    test_modules = {p.stem for p in (REPO / 'tests').glob('*.py')} | {'tests'}
+    bad = []
+    for path in [*_scripts(), *sorted(PACKAGE.rglob('*.py'))]:
+        siblings = {p.stem for p in path.parent.glob('*.py')} - {path.stem}
+        for line, name in _all_imports(path):
+            top = name.split('.')[0]
+            if top in test_modules or (path.parent != PACKAGE and top in siblings
+                                       and not name.startswith('fianet_mmseg')):
+                bad.append(f'{path.relative_to(REPO)}:{line} imports {name}')
+    assert not bad, '\n'.join(bad)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (at any depth, lazily too)."""
+    return {_module_name(path): {name for _, name in _imported_modules(path)
+                                 if _source_of(name) is not None} - {_module_name(path)}
+            for path in sorted(PACKAGE.rglob('*.py'))}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_import_graph_has_no_circle():
+    """Package modules (imports inside functions included) import each other one way only;
+    a package's ``__init__`` re-exporting its modules counts, so a module must not import
+    its own package's ``__init__``."""
+    assert _circles(_import_graph()) == []
+
+
+def test_the_circle_check_finds_a_circle():
+    graph = {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}
+    assert _circles(graph) == [['a', 'b', 'c']]
+    assert _circles({'a': {'b'}, 'b': set()}) == []
+
+
+def test_modules_are_short_and_the_image_demo_is_thin():
+    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob('*.py')
+            if (n := len(p.read_text(encoding='utf-8').splitlines())) > MAX_MODULE_LINES}
+    assert set(long) - LONG_MODULES_TO_SPLIT == set(), \
+        f'split these modules (over {MAX_MODULE_LINES} lines): {long}'
+    assert set(long) >= LONG_MODULES_TO_SPLIT, 'a module was split: drop it from the list'
+    demo = len((REPO / 'demo' / 'image_demo.py').read_text(encoding='utf-8').splitlines())
+    assert demo <= MAX_IMAGE_DEMO_LINES, f'demo/image_demo.py has {demo} lines'
 
 
 def test_engine_holds_registered_training_parts_only():

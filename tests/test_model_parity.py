@@ -6,7 +6,15 @@ import sys
 
 import pytest
 import torch
-from conftest import FIXTURE_BERT, FIXTURE_OVERRIDES, PARITY_FIXTURE, REPO, build_model, load_config
+from conftest import (
+    FIXTURE_BERT,
+    FIXTURE_OVERRIDES,
+    PARITY_FIXTURE,
+    PARITY_TOLERANCE,
+    REPO,
+    build_model,
+    load_config,
+)
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from reference_fianet import ReferenceFIANet, fill_like_fixture
@@ -15,14 +23,7 @@ from fianet_mmseg.models.utils import official_fianet_to_mmseg
 
 CONVERTER = REPO / 'tools' / 'model_converters' / 'fianet_official_to_mmseg.py'
 CONFIG = 'fianet_swin-b_rrsisd.py'
-# The fixture's logits were computed by the reference in float32 and are at most
-# 1.5 in magnitude. Both sides round differently (other kernels, other summation
-# orders): float32's unit roundoff is 6e-8, the logits come out of about 60 layers
-# whose reductions run over up to 3072 terms of activations up to ~20, so
-# differences of a few 1e-5 are expected. Measured max |difference| (fast and
-# straightforward paths, test oracle): 2.2e-5 to 3.7e-5 on an Intel Xeon
-# (AVX-512), an AMD EPYC (AVX2) and with ATEN_CPU_CAPABILITY=default (no SIMD).
-TOLERANCE = 1e-4
+TOLERANCE = PARITY_TOLERANCE  # why this much: tests/conftest.py
 pytestmark = [pytest.mark.numerics, pytest.mark.slow]  # each test 20-45 s on two CPU cores
 # Project and test oracle in the same process are compared in float64, where the
 # same rounding differences are ~1e-13 of the logits: a real difference of the

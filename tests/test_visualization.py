@@ -8,17 +8,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
-from mmengine.structures import PixelData
-from mmseg.registry import VISUALIZERS
-from mmseg.structures import SegDataSample
-from test_inference import (
-    CONFIG,
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    load_script,
     make_tiny_checkpoint,
     options_dict,
     split_records,
     tiny_test_options,
 )
+from mmengine.structures import PixelData
+from mmseg.registry import VISUALIZERS
+from mmseg.structures import SegDataSample
 
 from fianet_mmseg.apis.failure_gallery import make_gallery
 from fianet_mmseg.evaluation.sample_results import per_category, read_results
