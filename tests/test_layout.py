@@ -25,7 +25,7 @@ LAYERS = {
     'version': 0, 'structures': 0, 'compat': 0, 'utils': 0,
     'text': 1,
     'datasets': 2, 'models': 2, 'engine': 2,
-    'evaluation': 3, 'visualization': 3,
+    'evaluation': 3, 'visualization': 3, 'benchmarking': 3,
     'apis': 4,
 }
 
@@ -219,7 +219,7 @@ def test_engine_holds_registered_training_parts_only():
     assert classes and all(cls in registered for cls in classes)
     helpers = [p.name for p in (PACKAGE / 'engine').rglob('*.py')
                if any(word in p.name for word in ('bench', 'profil'))]
-    assert not helpers, f'benchmarking / profiling helpers belong in tools/: {helpers}'
+    assert not helpers, f'benchmarking / profiling code belongs in benchmarking/: {helpers}'
 
 
 @pytest.mark.slow

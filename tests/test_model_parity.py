@@ -17,7 +17,7 @@ from conftest import (
 )
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
-from reference_fianet import ReferenceFIANet, fill_like_fixture
+from reference_fianet import ReferenceFIANet, fill_like_fixture, reference_loss
 
 from fianet_mmseg.models.utils import official_fianet_to_mmseg
 
@@ -169,17 +169,6 @@ def test_parity_other_configurations(variant, tmp_path):
     assert (logits - expected).abs().max().item() < FLOAT64_TOLERANCE
 
 
-def _reference_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """docs/reference.md section 7: 0.9 * weighted-mean CE + 0.1 * summed Dice."""
-    weight = torch.tensor([0.9, 1.1], dtype=logits.dtype)
-    ce = torch.nn.functional.cross_entropy(logits, target, weight=weight)  # weighted mean
-    prob = logits.softmax(dim=1)
-    one_hot = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).to(logits.dtype)
-    inter = (prob * one_hot).sum(dim=(2, 3))
-    dice = 1 - (2 * inter + 1e-6) / (prob.sum(dim=(2, 3)) + one_hot.sum(dim=(2, 3)) + 1e-6)
-    return 0.9 * ce + 0.1 * dice.sum()
-
-
 def test_loss_and_gradient_of_every_trained_parameter_match_the_oracle():
     """A training step's loss and the gradients of every parameter the reference trains
     are the reference's (float64; the oracle's gradients go through the checkpoint
@@ -206,7 +195,7 @@ def test_loss_and_gradient_of_every_trained_parameter_match_the_oracle():
         sample.set_metainfo(dict(img_shape=(96, 96), ori_shape=(96, 96)))
         samples.append(sample)
 
-    reference = _reference_loss(oracle(**inputs), target)
+    reference = reference_loss(oracle(**inputs), target)
     reference.backward()
     text = {k: v for k, v in inputs.items() if k != 'img'}
     losses = model.loss(inputs['img'], samples, text)
