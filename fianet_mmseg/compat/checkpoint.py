@@ -1,6 +1,6 @@
 """Let ``torch.load(weights_only=True)`` read the checkpoints mmengine writes.
 
-torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.x
 calls ``torch.load`` without the argument. A checkpoint saved by mmengine's
 ``CheckpointHook`` holds, besides tensors, the runner's message hub
 (``HistoryBuffer`` objects wrapping numpy arrays) and numpy scalars, which the
