@@ -428,9 +428,17 @@ class DecouplingRules:
 
 
 @Language.factory(RULES_COMPONENT, default_config={'dataset': None})
-def make_decoupling_rules(nlp: Language, name: str,
-                          dataset: str | None) -> DecouplingRules:
-    """Factory of the ``fianet_decoupling_rules`` pipeline component."""
+def make_decoupling_rules(nlp, name, dataset) -> DecouplingRules:
+    """Factory of the ``fianet_decoupling_rules`` pipeline component.
+
+    Args:
+        nlp (Language): the pipeline. name (str): the component's name.
+        dataset (str | None): ``'rrsisd'``, ``'refsegrs'`` or None (see :class:`TextDecoupler`).
+
+    The parameters carry no annotations: spaCy validates a factory's arguments against them,
+    and spaCy 3.7 (confection 0.x, pydantic.v1) cannot resolve this module's postponed
+    annotations (``ConfigError: field "nlp" not yet prepared``).
+    """
     return DecouplingRules(nlp, dataset)
 
 
