@@ -20,9 +20,9 @@ Examples::
 
 ``--path`` picks the speed-up switches (see
 :data:`benchmarking.SPEEDUPS`): ``config`` (as the
-config says: every model switch defaults to on, the schedules fuse AdamW),
-``fast`` (all on, fused AdamW included), ``straightforward`` (all off) or one
-switch name (only that one on). ``reference`` times the test oracle
+config says: the feature cache defaults to on, the schedules fuse AdamW),
+``fast`` (all on), ``straightforward`` (all off) or one switch name (only
+that one on). ``reference`` times the test oracle
 ``tests/reference_fianet.py`` (the plain re-implementation of the reference
 model, see :func:`benchmarking.build_reference`) at the config's sizes, with the
 reference's loss and torch's default AdamW: compare it with ``config`` in one

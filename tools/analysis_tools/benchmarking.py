@@ -28,17 +28,15 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
                          num_attention_heads=12, intermediate_size=3072,
                          max_position_embeddings=512, type_vocab_size=2)
 
-#: Speed-up switches: name -> the config keys it sets (True: on). The model
-#: switches are constructor arguments that default to on; ``fused_adamw`` is
-#: the optimizer's ``fused`` flag (the project's schedules set it);
+#: Speed-up switches: name -> the config keys it sets (True: on).
 #: ``text_feature_cache`` is the frozen text encoder's feature cache (on: its
 #: configured size or :data:`FEATURE_CACHE_MB`, off: 0 MiB; it only acts when
-#: the encoder is frozen). A switch stays only while it pays: README
-#: "Performance" lists each one's measured training and inference ratio.
+#: the encoder is frozen); ``fused_adamw`` is the optimizer's ``fused`` flag
+#: (the project's schedules set it). README "Performance" lists each one's
+#: measured training and inference ratio (and those of the former switches,
+#: now the only path or removed).
 SPEEDUPS: Dict[str, Tuple[str, ...]] = {
     'text_feature_cache': ('model.text_encoder.feature_cache_mb',),
-    'batched_views': ('model.text_encoder.batched_views',),
-    'compact_views': ('model.text_encoder.compact_views',),
     'fused_adamw': ('optim_wrapper.optimizer.fused',),
 }
 
@@ -89,8 +87,6 @@ def model_speedups(model: nn.Module, optim_wrapper=None) -> Dict[str, object]:
     cache = getattr(encoder, 'feature_cache', None)
     values = dict(
         text_feature_cache=None if cache is None else cache.max_bytes > 0,
-        batched_views=getattr(encoder, 'batched_views', None),
-        compact_views=getattr(encoder, 'compact_views', None),
         fused_adamw=None)
     if optim_wrapper is not None:
         values['fused_adamw'] = bool(optim_wrapper.optimizer.defaults.get('fused'))
