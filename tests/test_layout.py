@@ -16,7 +16,7 @@ PACKAGE = REPO / 'fianet_mmseg'
 #: part and from parts of LOWER layers only.
 LAYERS = {
     'version': 0, 'structures': 0, 'compat': 0, 'utils': 0,
-    'text': 1,
+    'text': 1, 'checkpoint': 1,
     'datasets': 2, 'models': 2, 'engine': 2,
     'evaluation': 3, 'visualization': 3,
     'apis': 4,

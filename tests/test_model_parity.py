@@ -11,7 +11,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from reference_fianet import ReferenceFIANet, fill_like_fixture
 
-from fianet_mmseg.models.utils import official_fianet_to_mmseg
+from fianet_mmseg.checkpoint import official_fianet_to_mmseg
 
 CONVERTER = REPO / 'tools' / 'model_converters' / 'fianet_official_to_mmseg.py'
 CONFIG = 'fianet_swin-b_rrsisd.py'

@@ -40,7 +40,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
-from .checkpoint_loading import load_weights, read_checkpoint_for_model
+from ..checkpoint import load_weights, read_checkpoint_for_model
 from .geo import GEO_INSTALL_HINT, GeoImage, is_tiff, rasterio_available, read_geotiff
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]

@@ -1,15 +1,15 @@
 """HuggingFace BERT as FIANet's text encoder."""
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...checkpoint import decode_architecture, encode_architecture
 from ...utils import resolve_pretrained
 
 
@@ -255,35 +255,6 @@ class _FeatureCache:
     def stats(self) -> Dict[str, int]:
         return dict(entries=len(self.entries), bytes=self.bytes, hits=self.hits,
                     misses=self.misses)
-
-
-def encode_architecture(bert_config: Any) -> Tensor:
-    """What :meth:`BertTextEncoder.get_extra_state` stores for a BERT architecture.
-
-    Args:
-        bert_config (transformers.BertConfig | dict): The architecture, or
-            ``BertConfig`` arguments.
-
-    Returns:
-        Tensor: (N,) uint8, the UTF-8 JSON ``{"bert_config": BertConfig.to_dict()}``.
-    """
-    if isinstance(bert_config, dict):
-        from transformers import BertConfig
-
-        bert_config = BertConfig(**bert_config)
-    text = json.dumps({'bert_config': bert_config.to_dict()}, sort_keys=True)
-    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
-
-
-def decode_architecture(state: Any) -> dict:
-    """The dict stored by :meth:`BertTextEncoder.get_extra_state` ({} if unreadable)."""
-    if isinstance(state, Tensor) and state.dtype == torch.uint8 and state.dim() == 1:
-        try:
-            decoded = json.loads(bytes(state.tolist()).decode('utf-8'))
-        except (UnicodeDecodeError, ValueError):
-            return {}
-        return decoded if isinstance(decoded, dict) else {}
-    return {}
 
 
 def _tracing() -> bool:
