@@ -21,7 +21,7 @@ from mmseg.registry import METRICS, MODELS
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-from fianet_mmseg.structures import INPUT_SIZE_PRED
+from fianet_mmseg.constants import INPUT_SIZE_PRED
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 MEAN = np.array([0.485, 0.456, 0.406])  # the reference's Normalize (0-1 scale)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fianet_mmseg.structures import TEXT_KEYS
+from fianet_mmseg.constants import TEXT_KEYS
 from fianet_mmseg.text import DecoupledText, ExpressionEncoder, TextDecoupler, load_tokenizer
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER, resolve_pretrained
 

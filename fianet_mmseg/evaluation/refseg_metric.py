@@ -23,7 +23,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from ..structures import INPUT_SIZE_PRED
+from ..constants import INPUT_SIZE_PRED
 
 EVAL_SIZES = ('input', 'original')
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).

@@ -197,7 +197,7 @@ def synthetic_batch(batch: int, size: Tuple[int, int], length: int, vocab_size: 
 
     Images are uint8 (3, H, W); each sample has a rectangular referred
     object in ``gt_sem_seg`` and the four text fields of
-    :data:`~fianet_mmseg.structures.TEXT_KEYS` (L,): taken in turn from
+    :data:`~fianet_mmseg.constants.TEXT_KEYS` (L,): taken in turn from
     ``texts`` (see :func:`tokenize_expressions`) or made by
     :func:`random_text`.
 
@@ -453,7 +453,7 @@ def make_reference_step(model: nn.Module, data: dict, mode: str, cfg: Config,
     """
     import torch.nn.functional as F
 
-    from fianet_mmseg.structures import TEXT_KEYS
+    from fianet_mmseg.constants import TEXT_KEYS
 
     pre = cfg.model.data_preprocessor
     mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
