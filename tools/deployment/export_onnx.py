@@ -12,9 +12,9 @@ and L are fixed (default: the test pipeline's ``Resize`` scale and the
 ``DecoupleAndTokenize`` ``max_length``).
 
 Exporter: torch's dynamo-based ``torch.onnx.export(..., dynamo=True)`` (the
-TorchScript exporter fails on TMEM), offline, on CPU. Under tracing the text
-encoder packs each view's words into rows of the full width L (not the
-longest view's, a data-dependent size), so the batch stays symbolic. One
+TorchScript exporter fails on TMEM), offline, on CPU. The text encoder keeps
+the batch symbolic by itself: under tracing it packs each view's words into
+rows of the full width L (not the longest view's, a data-dependent size). One
 export-only change keeps it so in mmseg's Swin, computing the same values:
 ``window_reverse`` infers the window batch with ``view(-1, ...)`` instead of
 a float division.
