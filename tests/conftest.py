@@ -44,9 +44,10 @@ PARITY_FIXTURE = FIXTURES / 'reference_logits_small.pt'
 # 1.5 in magnitude. Both sides round differently (other kernels, other summation
 # orders): float32's unit roundoff is 6e-8, the logits come out of about 60 layers
 # whose reductions run over up to 3072 terms of activations up to ~20, so
-# differences of a few 1e-5 are expected. Measured max |difference| (fast and
-# straightforward paths, test oracle): 2.2e-5 to 3.7e-5 on an Intel Xeon
-# (AVX-512), an AMD EPYC (AVX2) and with ATEN_CPU_CAPABILITY=default (no SIMD).
+# differences of a few 1e-5 are expected. Measured max |difference| (the project
+# with and without its former speed-up switches, the test oracle): 2.2e-5 to
+# 3.7e-5 on an Intel Xeon (AVX-512), an AMD EPYC (AVX2) and with
+# ATEN_CPU_CAPABILITY=default (no SIMD).
 PARITY_TOLERANCE = 1e-4
 
 #: The small BERT of the parity fixture (tests/fixtures/README.md).

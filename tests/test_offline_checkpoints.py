@@ -37,7 +37,7 @@ from reference_fianet import fill_like_fixture
 
 import fianet_mmseg
 from fianet_mmseg.apis import init_model
-from fianet_mmseg.models.text_encoders.bert_text_encoder import decode_architecture
+from fianet_mmseg.checkpoint import decode_architecture
 from fianet_mmseg.text import load_tokenizer
 
 CONFIG = CONFIGS / 'fianet_swin-b_rrsisd.py'
@@ -258,7 +258,7 @@ def test_converter_drops_the_bert_index_buffers_of_older_transformers():
     derived (0, 1, ... and zeros), not weights: dropped and reported, the rest fits."""
     from transformers import BertConfig, BertModel
 
-    from fianet_mmseg.models.utils import official_fianet_to_mmseg
+    from fianet_mmseg.checkpoint import official_fianet_to_mmseg
 
     bert = BertConfig(**tiny_model_overrides()['model.text_encoder.bert_config'])
     state = {'text_encoder.' + k: v

@@ -100,7 +100,7 @@ def _raw_batch(sizes, seed: int = 0) -> dict:
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from fianet_mmseg.structures import TEXT_KEYS
+    from fianet_mmseg.constants import TEXT_KEYS
 
     gen = torch.Generator().manual_seed(seed)
     inputs, samples = [], []

@@ -490,20 +490,18 @@ def test_transform_modes_and_errors():
         return TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                                      max_length=12, **kwargs))
 
-    off = build(decouple=False)
-    assert off.decoupling == 'none' and not off.decouple
+    off = build(decoupling='none')
     out = off(dict(expression='the ship on the left'))
     for key in ('object_mask', 'position_mask'):
         np.testing.assert_array_equal(out[key], out['attention_mask'])
-    assert build(decoupling='none').decoupling == 'none'
     with pytest.raises(ValueError, match='dataset'):
         build(decoupling='reference')
     with pytest.raises(ValueError, match="dataset = one of \\['rrsisd', 'refsegrs'\\]"):
         build(decoupling='reference', dataset='refcoco')
     with pytest.raises(ValueError, match="'project', 'reference', 'none'"):
         build(decoupling='nltk')
-    with pytest.raises(ValueError, match='decouple=False contradicts'):
-        build(decouple=False, decoupling='reference', dataset='rrsisd')
+    with pytest.raises(TypeError, match="unexpected keyword argument 'decouple'"):
+        build(decouple=False)  # the former alias of decoupling='none'
     with pytest.raises(ValueError, match="for decoupling='reference' only"):
         build(pos_tag=nltk.pos_tag)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import demo_text_encoder
 
-from fianet_mmseg.structures import TEXT_KEYS
+from fianet_mmseg.constants import TEXT_KEYS
 from fianet_mmseg.text import DecoupledText, ExpressionEncoder, TextDecoupler, load_tokenizer
 from fianet_mmseg.utils import resolve_pretrained
 

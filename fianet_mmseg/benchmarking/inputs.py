@@ -95,7 +95,7 @@ def synthetic_batch(batch: int, size: Tuple[int, int], length: int, vocab_size: 
 
     Images are uint8 (3, H, W); each sample has a rectangular referred
     object in ``gt_sem_seg`` and the four text fields of
-    :data:`~fianet_mmseg.structures.TEXT_KEYS` (L,): taken in turn from
+    :data:`~fianet_mmseg.constants.TEXT_KEYS` (L,): taken in turn from
     ``texts`` (see :func:`tokenize_expressions`) or made by
     :func:`random_text`.
 

@@ -10,17 +10,15 @@ from torch import nn
 
 from ..utils.run_config import use_mixed_precision
 
-#: Speed-up switches: name -> the config keys it sets (True: on). The model
-#: switches are constructor arguments that default to on; ``fused_adamw`` is
-#: the optimizer's ``fused`` flag (the project's schedules set it);
+#: Speed-up switches: name -> the config keys it sets (True: on).
 #: ``text_feature_cache`` is the frozen text encoder's feature cache (on: its
 #: configured size or :data:`FEATURE_CACHE_MB`, off: 0 MiB; it only acts when
-#: the encoder is frozen). A switch stays only while it pays: README
-#: "Performance" lists each one's measured training and inference ratio.
+#: the encoder is frozen); ``fused_adamw`` is the optimizer's ``fused`` flag
+#: (the project's schedules set it). README "Performance" lists each one's
+#: measured training and inference ratio (and those of the former switches,
+#: now the only path or removed).
 SPEEDUPS: Dict[str, Tuple[str, ...]] = {
     'text_feature_cache': ('model.text_encoder.feature_cache_mb',),
-    'batched_views': ('model.text_encoder.batched_views',),
-    'compact_views': ('model.text_encoder.compact_views',),
     'fused_adamw': ('optim_wrapper.optimizer.fused',),
 }
 
@@ -116,18 +114,11 @@ def set_speedups(cfg: Config, enabled: Iterable[str]) -> Dict[str, bool]:
 
 def model_speedups(model: nn.Module, optim_wrapper=None) -> Dict[str, object]:
     """The switch values of a built model (None: no such part)."""
-    encoder = getattr(model, 'text_encoder', None)
-    values: Dict[str, object] = {}
-    for name, keys in SPEEDUPS.items():
-        if name == 'text_feature_cache':
-            cache = getattr(encoder, 'feature_cache', None)
-            values[name] = None if cache is None else cache.max_bytes > 0
-        elif name == 'fused_adamw':
-            values[name] = None if optim_wrapper is None else \
-                bool(optim_wrapper.optimizer.defaults.get('fused'))
-        else:  # a text encoder argument, kept as its attribute
-            values[name] = getattr(encoder, keys[0].rsplit('.', 1)[-1], None)
-    return values
+    cache = getattr(getattr(model, 'text_encoder', None), 'feature_cache', None)
+    fused = None if optim_wrapper is None else \
+        bool(optim_wrapper.optimizer.defaults.get('fused'))
+    return dict(text_feature_cache=None if cache is None else cache.max_bytes > 0,
+                fused_adamw=fused)
 
 
 def local_bert_config(name_or_path: Optional[str]) -> Optional[dict]:

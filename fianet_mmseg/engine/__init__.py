@@ -1,11 +1,11 @@
 """Training-time parts registered in mmseg's registries: the CPU mixed-precision
 optimizer wrapper (``OPTIM_WRAPPERS``)."""
-from ..compat import register_checkpoint_safe_globals
+from ..checkpoint import register_checkpoint_safe_globals
 from .hooks import AtomicCheckpointHook
 from .optim_wrappers import AutocastOptimWrapper
 
 # Runner.resume / load_checkpoint read mmengine's own checkpoints under
-# torch's safe loading (see fianet_mmseg.compat.checkpoint).
+# torch's safe loading (see fianet_mmseg.checkpoint.safe_globals).
 register_checkpoint_safe_globals()
 
 __all__ = ['AtomicCheckpointHook', 'AutocastOptimWrapper']

@@ -23,7 +23,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from ..structures import INPUT_SIZE_PRED
+from ..constants import INPUT_SIZE_PRED
 from ..utils.iou import intersection_and_union, sample_iou, summarize_ious
 
 EVAL_SIZES = ('input', 'original')
@@ -86,9 +86,6 @@ class RefSegMetric(BaseMetric):
             training target of the configs' ``Resize(backend='pillow')``) or
             ``'original'`` (``pred_sem_seg`` against ``gt_sem_seg`` at the
             original image size).
-        gt_resize_backend: ``'pillow'`` (the reference's nearest filter) or
-            ``'cv2'`` (OpenCV's, which samples other pixels; for comparisons with
-            pipelines that resize with OpenCV) for ``eval_size='input'``.
         thresholds: IoU thresholds of the precisions, each in (0, 1].
         per_category: also report the mIoU of each category (and log a table).
         ignore_index: ground-truth label left out of I and U.
@@ -110,7 +107,6 @@ class RefSegMetric(BaseMetric):
 
     def __init__(self,
                  eval_size: str = 'input',
-                 gt_resize_backend: str = 'pillow',
                  thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
                  per_category: bool = True,
                  ignore_index: int = 255,
@@ -126,11 +122,7 @@ class RefSegMetric(BaseMetric):
         if not thresholds or any(not 0 < t <= 1 for t in thresholds):
             raise ValueError(f'thresholds must be a non-empty list of values in (0, 1], '
                              f'got {thresholds}')
-        if gt_resize_backend not in ('pillow', 'cv2'):
-            raise ValueError(f"gt_resize_backend must be 'pillow' or 'cv2', got "
-                             f"'{gt_resize_backend}'")
         self.eval_size = eval_size
-        self.gt_resize_backend = gt_resize_backend
         self.thresholds = thresholds
         self.per_category = per_category
         self.ignore_index = ignore_index
@@ -171,7 +163,7 @@ class RefSegMetric(BaseMetric):
             codes[gt == 1] = _FOREGROUND
             codes[gt == self.ignore_index] = _IGNORED
             codes = mmcv.imresize(codes, (width, height), interpolation='nearest',
-                                  backend=self.gt_resize_backend)
+                                  backend='pillow')
             gt = np.where(codes == _IGNORED, self.ignore_index, (codes == _FOREGROUND))
         return pred, gt
 

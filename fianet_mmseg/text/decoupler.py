@@ -442,16 +442,6 @@ def make_decoupling_rules(nlp, name, dataset) -> DecouplingRules:
     return DecouplingRules(nlp, dataset)
 
 
-def _load_pipeline(spacy_model: str) -> Language:
-    try:
-        return spacy.load(spacy_model)
-    except (OSError, ValueError, ImportError) as err:
-        raise OSError(
-            f'TextDecoupler: cannot load the spaCy pipeline {spacy_model!r}: give the name of '
-            f'an installed spaCy package or the path of a pipeline directory, or leave '
-            f"spacy_model=None for the built-in rules on spacy.blank('en') ({err})") from err
-
-
 class TextDecoupler:
     """Split an expression into the referred object and its spatial phrases.
 
@@ -460,22 +450,16 @@ class TextDecoupler:
     Args:
         dataset (str | None): Category set: ``'rrsisd'``, ``'refsegrs'`` or None
             (the categories of both).
-        spacy_model (str | None): None: ``spacy.blank('en')`` plus the rules (no
-            download). Otherwise an installed spaCy package name or a pipeline
-            directory, loaded with :func:`spacy.load`; its tokeniser and
-            components run first, then the rules (which use only the words).
+
+    The pipeline ``nlp`` is ``spacy.blank('en')`` (spaCy's English tokeniser,
+    no statistical model: the rules use only the words) plus the rules.
     """
 
-    def __init__(self, dataset: str | None = None, spacy_model: str | None = None) -> None:
+    def __init__(self, dataset: str | None = None) -> None:
         self.dataset = check_dataset(dataset)
-        self.spacy_model = spacy_model
-        nlp = spacy.blank('en') if spacy_model is None else _load_pipeline(spacy_model)
-        if RULES_COMPONENT in nlp.pipe_names:
-            nlp.remove_pipe(RULES_COMPONENT)
-        self._rules: DecouplingRules = nlp.add_pipe(
+        self.nlp: Language = spacy.blank('en')
+        self._rules: DecouplingRules = self.nlp.add_pipe(
             RULES_COMPONENT, config={'dataset': self.dataset}, last=True)
-        self.nlp = nlp
-        self._rules_only = nlp.pipe_names == [RULES_COMPONENT]
         self.categories: List[str] = list(self._rules.lexicon.categories)
 
     def __call__(self, expression: str) -> DecoupledText:
@@ -483,10 +467,7 @@ class TextDecoupler:
         if not isinstance(expression, str):
             raise TypeError(f'TextDecoupler: expected a str expression, got '
                             f'{type(expression).__name__}: {expression!r}')
-        if self._rules_only:  # skips Language.__call__ bookkeeping
-            doc = self._rules(self.nlp.make_doc(expression))
-        else:
-            doc = self.nlp(expression)
+        doc = self._rules(self.nlp.make_doc(expression))  # no Language.__call__ bookkeeping
         objects = doc.spans[OBJECT_SPANS_KEY]
         obj = objects[0] if len(objects) else None
         return DecoupledText(
@@ -497,5 +478,4 @@ class TextDecoupler:
         )
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(dataset={self.dataset!r}, '
-                f'spacy_model={self.spacy_model!r})')
+        return f'{type(self).__name__}(dataset={self.dataset!r})'

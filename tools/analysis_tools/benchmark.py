@@ -23,7 +23,8 @@ full steps on a synthetic batch and prints ONE JSON line (see
     # decoupling and tokenisation per expression (microseconds)
     python tools/analysis_tools/benchmark.py --mode text --iters 2000
 
-``--path``: ``config`` (as the config says), ``fast`` (every switch of
+``--path``: ``config`` (as the config says: the feature cache defaults to on, the
+schedules fuse AdamW), ``fast`` (every switch of
 :data:`fianet_mmseg.benchmarking.settings.SPEEDUPS` on), ``straightforward`` (all
 off), one switch name (only that one on) or ``baseline`` (``--baseline
 FILE.py:FACTORY``, a callable ``(cfg, data, mode, device) -> (model, step)``).

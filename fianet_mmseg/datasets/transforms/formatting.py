@@ -5,7 +5,7 @@ import torch
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
-from ...structures import TEXT_KEYS
+from ...constants import TEXT_KEYS
 
 #: Sample fields kept as metainfo (for metrics, visualisation and analysis).
 REFSEG_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
