@@ -439,7 +439,7 @@ def benchmark_step(cfg, data: dict, mode: str, device: str = 'cpu'):
     Every call normalises the uint8 batch as the data preprocessor does (the
     project's step includes it too).
     """
-    from fianet_mmseg.structures import TEXT_KEYS
+    from fianet_mmseg.constants import TEXT_KEYS
 
     model = build_reference(cfg, device)
     pre = cfg.model.data_preprocessor
