@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import mmap
 import resource
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from conftest import (
@@ -219,11 +221,14 @@ def test_peak_memory_sees_a_planted_allocation():
     memory = timing.PeakMemory('cpu')
     memory.reset()
     before = memory.current_mb()
-    block = torch.ones(16 * 2**20)  # 64 MiB of float32, every page written
+    # 64 MiB of fresh anonymous pages, every one written: not memory the allocator kept
+    # from earlier tests (a torch tensor may reuse such memory and not raise the RSS)
+    block = mmap.mmap(-1, 64 * 2**20)
+    np.frombuffer(block, dtype=np.uint8)[:] = 1
     peak = memory.peak()
     assert peak['kind'] == 'cpu_peak_rss'
     assert peak['peak_mb'] >= before + 60
-    del block
+    block.close()
     memory.reset()
     if memory.scope == 'since_reset':  # Linux lets this process reset its peak
         assert memory.peak()['peak_mb'] < peak['peak_mb'] - 32
