@@ -1,7 +1,7 @@
 """TextDecoupler: object phrase, category and spatial phrases of referring expressions.
 
 Expectations are written by hand from the conventions in the docstring of
-fianet_mmseg/text/decoupler.py.
+fianet_mmseg/text/decoupler.py and decoupling_rules.py.
 """
 from __future__ import annotations
 
