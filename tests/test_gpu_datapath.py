@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
+    FIXTURES,
     REPO,
     as_cli_options,
     demo_text_encoder,
     load_config,
+    load_script,
     tiny_model_overrides,
 )
 from mmengine.hooks import Hook
@@ -216,6 +218,19 @@ def test_device_boxes_after_the_resize_differ_from_the_reference_only_at_box_edg
     bound = coverage * (1 - coverage) * 255 + 2.5
     assert (grey <= bound).all()
     assert grey.max() > 1  # the edges do differ: not the reference's computation
+
+
+def test_comparison_tool_reports_identical_pixels_out_of_the_boxes_reach(capsys):
+    """tools/analysis_tools/black_boxes_on_device.py (the configs' 20-60 boxes of 32x32
+    pixels) on the fixture's 64x64 JPEGs shrunk to 40x40 and on a 96x96 textured image."""
+    tool = load_script('tools/analysis_tools/black_boxes_on_device.py')
+    images = FIXTURES / 'formats' / 'rrsisd' / 'images' / 'rrsisd' / 'JPEGImages'
+    record = tool.main([str(images), '--limit', '3', '--textured', '1', '--image-size', '96',
+                        '--size', '40', '40'])
+    assert record['images'] == 4 and record['max_out_of_reach'] == 0
+    assert 0 < record['in_reach'] < 1 and record['max'] > 0
+    assert {'decode_ms', 'boxes_ms', 'resize_ms'} <= set(record)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == record
 
 
 # ------------------------------------------------------------ pinned batches

@@ -194,6 +194,36 @@ def _difference_stats(diff: torch.Tensor, reach: torch.Tensor) -> Dict[str, floa
                 max_out_of_reach=float(outside.max()) if outside.numel() else 0.0)
 
 
+def loader_step_times(paths: Sequence[str], size: Tuple[int, int] = (480, 480),
+                      seed: int = 0) -> Dict[str, float]:
+    """Mean milliseconds per image of the loader's image steps, in this process: decoding
+    (``LoadRefSegImage``), the configs' black boxes painted on the original
+    (``RandomBlackBoxes`` on a selected reference) and the resize (``Resize``, Pillow)."""
+    import time
+
+    from mmseg.registry import TRANSFORMS
+
+    load = TRANSFORMS.build(dict(type='LoadRefSegImage'))
+    boxes = TRANSFORMS.build(dict(type='RandomBlackBoxes', ratio=1.0, seed=seed))
+    resize = TRANSFORMS.build(dict(type='Resize', scale=(size[1], size[0]), keep_ratio=False,
+                                   backend='pillow'))
+    np.random.seed(seed)
+    totals = dict(decode=0.0, boxes=0.0, resize=0.0)
+    for path in paths:
+        start = time.perf_counter()
+        results = load(dict(img_path=path, ref_id=0))
+        decoded = time.perf_counter()
+        results = boxes(results)
+        painted = time.perf_counter()
+        resize(results)
+        totals['decode'] += decoded - start
+        totals['boxes'] += painted - decoded
+        totals['resize'] += time.perf_counter() - painted
+    if not paths:
+        raise ValueError('loader_step_times: no images')
+    return {f'{key}_ms': 1e3 * value / len(paths) for key, value in totals.items()}
+
+
 def read_rgb(paths: Sequence[str]) -> Iterable[np.ndarray]:
     """Images as the reference decodes them (``PIL.Image.open(...).convert('RGB')``)."""
     from PIL import Image

@@ -6,8 +6,9 @@ then resizes it (Pillow's antialiased bilinear filter); the GPU data path
 ``BatchBlackBoxes`` paints them on the device, after the resize. For each image this draws one
 set of boxes and prints, in grey levels (0-255) of the network input, the largest and mean
 difference between the two, the mean over the pixels the boxes reach, the share of pixels more
-than one grey level off, and the largest difference out of the boxes' reach (0: identical).
-Examples::
+than one grey level off, and the largest difference out of the boxes' reach (0: identical);
+for image files also what the loader's steps cost per image in this process (decoding,
+painting the boxes of a selected reference, resizing). Examples::
 
     python tools/analysis_tools/black_boxes_on_device.py data/rrsisd_raw/images/rrsisd/JPEGImages
     python tools/analysis_tools/black_boxes_on_device.py --textured 8 --image-size 800
@@ -20,7 +21,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import fianet_mmseg  # noqa: F401  (the mmcv stand-ins before mmseg loads)
-from fianet_mmseg.benchmarking.data_path import compare_black_boxes, read_rgb, textured_image
+from fianet_mmseg.benchmarking.data_path import (
+    compare_black_boxes,
+    loader_step_times,
+    read_rgb,
+    textured_image,
+)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 
@@ -56,7 +62,8 @@ def image_paths(inputs: Sequence[str], limit: int) -> list:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    images = list(read_rgb(image_paths(args.images, args.limit)))
+    paths = image_paths(args.images, args.limit)
+    images = list(read_rgb(paths))
     images += [textured_image(args.image_size, seed) for seed in range(args.textured)]
     result = compare_black_boxes(images, tuple(args.size), seed=args.seed)
     print(f'{"image":>5} {"boxes":>5} {"max":>6} {"mean":>7} {"in reach":>8} '
@@ -66,9 +73,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(f'{name:>5} {row["boxes"]:>5} {row["max"]:6.2f} {row["mean"]:7.4f} '
               f'{row["in_reach"]:8.2%} {row["mean_in_reach"]:10.3f} {row["share_over_1"]:8.3%} '
               f'{row["max_out_of_reach"]:16.2g}')
-    print(json.dumps(dict(size=list(args.size), seed=args.seed, **result['all'],
-                          images=len(images))))
-    return result
+    record = dict(size=list(args.size), seed=args.seed, **result['all'], images=len(images))
+    if paths:
+        times = loader_step_times(paths, tuple(args.size), args.seed)
+        print(f'loader steps per image (this process): decode {times["decode_ms"]:.1f} ms, '
+              f'boxes painted {times["boxes_ms"]:.2f} ms, resize {times["resize_ms"]:.1f} ms')
+        record.update(times)
+    print(json.dumps(record))
+    return record
 
 
 if __name__ == '__main__':
