@@ -11,5 +11,7 @@ The work of ``tools/analysis_tools/benchmark.py`` and ``profile_step.py``:
 * :mod:`.runs`: one path timed, paths compared (in processes or interleaved),
   a baseline model given from outside (``--baseline FILE.py:FACTORY``), the
   text pipeline timed;
-* :mod:`.profiling`: one training step's self CPU time split by model part.
+* :mod:`.profiling`: one training step's self CPU time split by model part;
+* :mod:`.data_path`: the GPU data path measured (``gpu_check.sh``'s training runs:
+  samples/s and data-wait share; the device black boxes against the reference's).
 """
