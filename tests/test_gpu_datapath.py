@@ -27,7 +27,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
 from fianet_mmseg.engine.loops import DevicePrefetcher
-from fianet_mmseg.structures import BLACK_BOXES, TEXT_KEYS
+from fianet_mmseg.constants import BLACK_BOXES, TEXT_KEYS
 
 GPU_CONFIG = 'fianet_swin-b_rrsisd_gpu-datapath.py'
 REFERENCE_CONFIG = 'fianet_swin-b_rrsisd.py'
