@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +14,29 @@ from conftest import REPO
 PACKAGE = REPO / 'fianet_mmseg'
 #: Folders of the command-line scripts: argument parsing and a call into the package.
 SCRIPT_FOLDERS = ('tools', 'demo', 'data_prep')
-#: Longest module of the package, and of the image demo (mmseg's is about 50 lines).
-MAX_MODULE_LINES = 400
-MAX_IMAGE_DEMO_LINES = 150
+#: ARCHITECTURE.md states the rules this file enforces; they are read from it.
+ARCHITECTURE = (REPO / 'ARCHITECTURE.md').read_text(encoding='utf-8')
+
+
+def _layers_of_the_architecture() -> dict:
+    """The layer table of ARCHITECTURE.md: ``| `part` | layer | what |`` rows."""
+    return {name: int(layer) for name, layer in
+            re.findall(r'^\| `(\w+)` \| (\d+) \|', ARCHITECTURE, flags=re.M)}
+
+
+def _limit(what: str) -> int:
+    """A size limit of ARCHITECTURE.md ("... at most **N** ...") by what it limits."""
+    found = re.search(what + r'[^*]*\*\*(\d+)\*\*', ARCHITECTURE)
+    assert found, f'ARCHITECTURE.md states no limit for {what!r}'
+    return int(found.group(1))
+
 
 #: Layer of each top-level part of the package: a module may import from its own
-#: part and from parts of LOWER layers only.
-LAYERS = {
-    'version': 0, 'constants': 0, 'compat': 0, 'utils': 0,
-    'text': 1, 'checkpoint': 1,
-    'datasets': 2, 'models': 2, 'engine': 2,
-    'evaluation': 3, 'visualization': 3, 'benchmarking': 3,
-    'apis': 4,
-}
+#: part and from parts of LOWER layers only (ARCHITECTURE.md, "The rooms and their layers").
+LAYERS = _layers_of_the_architecture()
+#: Longest module of the package, and of the image demo.
+MAX_MODULE_LINES = _limit('a module of the package has')
+MAX_IMAGE_DEMO_LINES = _limit('`demo/image_demo.py`')
 
 
 def _part(module: str) -> str | None:
@@ -230,3 +241,16 @@ def test_imports_stay_lazy(module, not_loaded):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == '[]'
+
+
+def test_the_architecture_names_existing_paths():
+    """The files and folders ARCHITECTURE.md names exist (moving one means updating the map;
+    test_every_part_has_a_layer checks that its layer table covers the package)."""
+    named = set(re.findall(r'`((?:fianet_mmseg|tools|demo|data_prep|configs|tests)/[^`\s]*)`',
+                           ARCHITECTURE))
+    concrete = {path.rstrip('/') for path in named if '<' not in path and '{' not in path}
+    assert len(concrete) > 5
+    missing = sorted(path for path in concrete if not any(REPO.glob(path)))
+    assert not missing, f'ARCHITECTURE.md names paths that do not exist: {missing}'
+    for folder in SCRIPT_FOLDERS:
+        assert f'`{folder}/`' in ARCHITECTURE
