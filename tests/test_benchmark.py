@@ -2,41 +2,38 @@
 from __future__ import annotations
 
 import json
+import mmap
 import resource
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
-from conftest import REPO, build_model, load_config, load_script, tiny_model_overrides
+from conftest import (
+    REPO,
+    as_cli_options,
+    build_model,
+    demo_text_encoder,
+    load_config,
+    load_script,
+    tiny_model_overrides,
+)
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
+from reference_fianet import build_reference
 
+from fianet_mmseg.benchmarking import inputs, profiling, runs, settings, timing
 from fianet_mmseg.engine import AutocastOptimWrapper
-from fianet_mmseg.models.text_encoders.bert_text_encoder import _FeatureCache, _PackedView
-
-bench = load_script('tools/analysis_tools/benchmarking.py')
-step_profiler = load_script('tools/analysis_tools/step_profiler.py')
+from fianet_mmseg.models.text_encoders.bert_text_encoder import _FeatureCache, _PackedWords
+from fianet_mmseg.utils.run_config import use_mixed_precision
 
 CONFIG = 'fianet_swin-b_rrsisd.py'
 TOOLS = REPO / 'tools' / 'analysis_tools'
-MODEL_SWITCHES = [name for name, keys in bench.SPEEDUPS.items() if keys[0].startswith('model.')]
+MODEL_SWITCHES = [name for name, keys in settings.SPEEDUPS.items() if keys[0].startswith('model.')]
 
-#: ``--cfg-options`` of a seconds-fast FIANet (16-wide Swin, 2-layer 32-wide BERT).
-TINY_OPTIONS = [
-    'model.backbone.embed_dims=16', 'model.backbone.depths=[2,2,2,2]',
-    'model.backbone.num_heads=[1,2,2,4]', 'model.backbone.window_size=4',
-    'model.neck.in_channels=[16,32,64,128]', 'model.neck.num_blocks=1',
-    'model.decode_head.in_channels=[16,32,64,128]', 'model.decode_head.channels=32',
-    'model.text_encoder.name_or_path=None',
-    'model.text_encoder.trainable_layers=[0,1]',
-    'model.text_encoder.bert_config.vocab_size=30522',
-    'model.text_encoder.bert_config.hidden_size=32',
-    'model.text_encoder.bert_config.num_hidden_layers=2',
-    'model.text_encoder.bert_config.num_attention_heads=2',
-    'model.text_encoder.bert_config.intermediate_size=64',
-    'model.text_encoder.bert_config.max_position_embeddings=64',
-]
+#: ``--cfg-options`` of the tests' tiny model.
+TINY_OPTIONS = as_cli_options(tiny_model_overrides())
 
 
 def load_tool(name: str):
@@ -89,9 +86,9 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     """
     tool = load_tool('benchmark')
     machine = FakeMachine()
-    machine.install(monkeypatch, tool.bench)
+    machine.install(monkeypatch, timing)
     costs = iter([(8.0, 8.0, 8.0, 800), (0.5, 0.5, 0.25, 64), (0.25, 0.25, 0.125, 16)])
-    real_make_step = tool.bench.make_step
+    real_make_step = runs.make_step
 
     def make_step(*args, **kwargs):
         step = real_make_step(*args, **kwargs)
@@ -102,7 +99,7 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
 
         return timed_step
 
-    monkeypatch.setattr(tool.bench, 'make_step', make_step)
+    monkeypatch.setattr(runs, 'make_step', make_step)
     tool.main([str(REPO / 'configs' / CONFIG), '--random-init', '--batch', '2', '--size',
                '64', '64', '--iters', '2', '--warmup', '1', '--device', 'cpu',
                '--cfg-options', *TINY_OPTIONS])
@@ -121,8 +118,7 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     assert record['memory']['kind'] == 'cpu_peak_rss'
     # only the text encoder's embeddings are frozen (both BERT layers train)
     assert record['params']['total'] - record['params']['trainable'] == TINY_FROZEN_PARAMETERS
-    assert record['speedups'] == dict(text_feature_cache=True, batched_views=True,
-                                      compact_views=True,
+    assert record['speedups'] == dict(text_feature_cache=True,
                                       fused_adamw=True)  # the schedule fuses AdamW
     assert record['random_init'] and record['amp'] is None and not record['with_cp']
 
@@ -166,9 +162,9 @@ def test_interleaved_rounds_rotate_and_time_each_path_on_its_own(capsys, monkeyp
     """Known per-step costs: 0.5 s wall / 0.75 s CPU (slow path), 0.125 s / 0.3125 s (fast)."""
     tool = load_tool('benchmark')
     machine, calls = FakeMachine(), []
-    machine.install(monkeypatch, tool.bench)
+    machine.install(monkeypatch, timing)
     costs = {'straightforward': (0.5, 0.5, 0.25, 40), 'fast': (0.125, 0.25, 0.0625, 8)}
-    monkeypatch.setattr(tool, 'build_path', _scripted_paths(machine, costs, calls))
+    monkeypatch.setattr(runs, 'build_path', _scripted_paths(machine, costs, calls))
     argv = ['cfg.py', '--iters', '3', '--warmup', '1', '--device', 'cpu', '--compare',
             'straightforward', 'fast', '--interleave']
     tool.main(argv)
@@ -188,49 +184,51 @@ def test_interleaved_rounds_rotate_and_time_each_path_on_its_own(capsys, monkeyp
     assert summary['paired_step_s_speedup_vs_straightforward']['fast']['median'] == 4.0
     assert summary['paired_cpu_s_speedup_vs_straightforward']['fast'] == dict(
         median=2.4, min=2.4, max=2.4, p25=2.4, p75=2.4)
-    assert 'speedup_vs_reference' not in summary
+    assert 'speedup_vs_baseline' not in summary
 
 
 def test_summary_line_divides_the_baseline_by_each_path():
-    tool = load_tool('benchmark')
     records = {'config': dict(step_s=dict(median=0.5), cpu_s=dict(median=1.5),
                               memory=dict(peak_mb=300.0)),
-               'reference': dict(step_s=dict(median=2.0), cpu_s=dict(median=3.0),
+               'baseline': dict(step_s=dict(median=2.0), cpu_s=dict(median=3.0),
                                  memory=None)}
-    rounds = dict(step_s={'config': [0.5, 1.0], 'reference': [2.0, 3.0]})
-    summary = tool.summary_line(records, rounds)['summary']
-    assert summary['speedup_vs_reference']['config'] == 4.0
-    assert summary['paired_step_s_speedup_vs_reference']['config'] == dict(
+    rounds = dict(step_s={'config': [0.5, 1.0], 'baseline': [2.0, 3.0]})
+    summary = runs.summary_line(records, rounds)['summary']
+    assert summary['speedup_vs_baseline']['config'] == 4.0
+    assert summary['paired_step_s_speedup_vs_baseline']['config'] == dict(
         median=3.5, min=3.0, max=4.0, p25=3.25, p75=3.75)
-    assert summary['cpu_s_median'] == {'config': 1.5, 'reference': 3.0}
-    assert summary['peak_mb'] == {'config': 300.0, 'reference': None}
+    assert summary['cpu_s_median'] == {'config': 1.5, 'baseline': 3.0}
+    assert summary['peak_mb'] == {'config': 300.0, 'baseline': None}
     assert 'speedup_vs_straightforward' not in summary  # no such path was run
 
 
 def test_time_steps_times_only_the_steps_after_the_warmup(monkeypatch):
     machine, usage = FakeMachine(), []
-    machine.install(monkeypatch, bench)
+    machine.install(monkeypatch, timing)
     costs = iter([(4.0, 4.0, 4.0, 4), (2.0, 2.0, 2.0, 2),  # warm-up
                   (0.5, 0.75, 0.25, 10), (1.5, 2.5, 0.5, 30)])
-    times = bench.time_steps(lambda: machine.spend(*next(costs)), iters=2, warmup=2,
+    times = timing.time_steps(lambda: machine.spend(*next(costs)), iters=2, warmup=2,
                              usage=usage)
     assert times == [0.5, 1.5]
     assert usage == [dict(user_s=0.75, sys_s=0.25, minor_faults=10),
                      dict(user_s=2.5, sys_s=0.5, minor_faults=30)]
-    assert bench.cpu_seconds(usage) == [1.0, 3.0]
-    assert bench.usage_summary(usage) == dict(sys_s=0.375, minor_faults=20)
+    assert timing.cpu_seconds(usage) == [1.0, 3.0]
+    assert timing.usage_summary(usage) == dict(sys_s=0.375, minor_faults=20)
 
 
 def test_peak_memory_sees_a_planted_allocation():
     """64 MiB touched after ``reset`` raise the peak by 64 MiB; a new ``reset`` forgets them."""
-    memory = bench.PeakMemory('cpu')
+    memory = timing.PeakMemory('cpu')
     memory.reset()
     before = memory.current_mb()
-    block = torch.ones(16 * 2**20)  # 64 MiB of float32, every page written
+    # 64 MiB of fresh anonymous pages, every one written: not memory the allocator kept
+    # from earlier tests (a torch tensor may reuse such memory and not raise the RSS)
+    block = mmap.mmap(-1, 64 * 2**20)
+    np.frombuffer(block, dtype=np.uint8)[:] = 1
     peak = memory.peak()
     assert peak['kind'] == 'cpu_peak_rss'
     assert peak['peak_mb'] >= before + 60
-    del block
+    block.close()
     memory.reset()
     if memory.scope == 'since_reset':  # Linux lets this process reset its peak
         assert memory.peak()['peak_mb'] < peak['peak_mb'] - 32
@@ -240,10 +238,32 @@ def test_benchmark_argument_handling():
     tool = load_tool('benchmark')
     argv = ['cfg.py', '--compare', 'fast', 'straightforward', '--iters', '3', '--interleave',
             '--path', 'fast']
-    assert tool.child_argv(argv, 'compact_views') == ['cfg.py', '--iters', '3', '--path',
-                                                      'compact_views']
+    assert runs.child_argv(argv, 'fused_adamw') == ['cfg.py', '--iters', '3', '--path',
+                                                    'fused_adamw']
     with pytest.raises(SystemExit):
         tool.parse_args(['cfg.py', '--iters', '0'])
+
+
+def test_benchmark_text_mode_times_decoupling_and_tokenisation(capsys, monkeypatch):
+    """On a scripted clock: every decoupling costs 3 us, every tokenisation 5 us."""
+    demo_text_encoder()
+    tool = load_tool('benchmark')
+    clock = {'ns': 0, 'calls': 0}
+
+    def perf_counter_ns():  # start, middle, end of each timed expression
+        clock['calls'] += 1
+        clock['ns'] += (0, 3000, 5000)[(clock['calls'] - 1) % 3]
+        return clock['ns']
+
+    monkeypatch.setattr(runs, 'time', SimpleNamespace(perf_counter_ns=perf_counter_ns))
+    tool.main(['--mode', 'text', '--iters', '4', '--warmup', '1', '--length', '12'])
+    record = json.loads(capsys.readouterr().out)
+    assert clock['calls'] == 3 * 4  # the warm-up is not timed
+    assert (record['mode'], record['n'], record['max_length']) == ('text', 4, 12)
+    assert record['decouple_us'] == dict(median=3.0, min=3.0, max=3.0, p25=3.0, p75=3.0)
+    assert record['tokenize_us']['median'] == 5.0 and record['total_us']['max'] == 8.0
+    with pytest.raises(SystemExit):  # the other modes need a config
+        tool.parse_args(['--mode', 'train'])
 
 
 @pytest.mark.slow
@@ -267,12 +287,12 @@ def test_profile_step_attributes_every_part(capsys):
 def test_part_scopes_split_forward_and_backward_by_part():
     first, second = torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)
     x = torch.randn(4, 8)
-    with step_profiler.part_scopes([('alpha', first, 'forward'), ('beta', second, 'forward')]):
+    with profiling.part_scopes([('alpha', first, 'forward'), ('beta', second, 'forward')]):
         assert 'forward' in vars(first)
         with torch.profiler.profile() as prof:
             second(first(x).relu()).sum().backward()
     assert 'forward' not in vars(first)  # wrappers removed
-    totals = step_profiler.attribute_events(prof.events())
+    totals = profiling.attribute_events(prof.events())
     for part in ('alpha', 'beta'):
         assert totals[part]['forward'] > 0 and totals[part]['backward'] > 0
     assert totals['grad_accumulation']['backward'] > 0  # the four .grad tensors
@@ -290,8 +310,8 @@ def _event(name, start, self_us, sequence_nr=-1, parent=None, thread=1, fwd_thre
 
 def test_attribute_events_by_hand():
     """Planted self times (microseconds) go to known parts: 20 ms in all."""
-    scope = step_profiler.SCOPE_PREFIX
-    backward = step_profiler.BACKWARD_PREFIX
+    scope = profiling.SCOPE_PREFIX
+    backward = profiling.BACKWARD_PREFIX
     gamma = _event(scope + 'gamma', 0, 0)
     alpha = _event(scope + 'alpha', 2, 1000)
     beta = _event(scope + 'beta', 6, 0)
@@ -304,9 +324,9 @@ def test_attribute_events_by_hand():
         addmm_backward, _event('aten::mm', 21, 2000, -1, addmm_backward, thread=2),
         _event(backward + 'MulBackward0', 23, 2000, 8, thread=2, fwd_thread=1),
         _event(backward + 'SumBackward0', 24, 1000, 9, thread=2, fwd_thread=1),
-        _event(backward + step_profiler.ACCUMULATE_GRAD, 25, 3000, 3, thread=2),
+        _event(backward + profiling.ACCUMULATE_GRAD, 25, 3000, 3, thread=2),
     ]
-    totals = step_profiler.attribute_events(list(reversed(events)))  # order from start times
+    totals = profiling.attribute_events(list(reversed(events)))  # order from start times
     assert totals == {
         'gamma': dict(forward=1.0, backward=0.0, other=0.0),
         'alpha': dict(forward=4.0, backward=6.0, other=0.0),
@@ -314,30 +334,32 @@ def test_attribute_events_by_hand():
         'other': dict(forward=0.0, backward=1.0, other=1.0),
         'grad_accumulation': dict(forward=0.0, backward=3.0, other=0.0),
     }
-    rows = step_profiler.shares_table(totals)
+    rows = profiling.shares_table(totals)
     # report order: the known parts first, then the others by name
     assert [(r['part'], r['total_ms'], r['share']) for r in rows] == [
         ('grad_accumulation', 3.0, 0.15), ('other', 2.0, 0.1), ('alpha', 10.0, 0.5),
         ('beta', 4.0, 0.2), ('gamma', 1.0, 0.05)]
-    table = step_profiler.format_table(rows, 'title').splitlines()
+    table = profiling.format_table(rows, 'title').splitlines()
     assert table[0] == 'title' and table[-1].split() == ['total', '20.0']
     assert table[4].split() == ['alpha', '4.0', '6.0', '10.0', '50.0%']
 
 
 def test_benchmark_times_the_reference_oracle_at_the_config_sizes(capsys):
+    """The test oracle given as the baseline, loaded by path (the tool imports no test)."""
     tool = load_tool('benchmark')
     tool.main([str(REPO / 'configs' / CONFIG), '--random-init', '--batch', '1', '--size',
                '64', '64', '--iters', '2', '--warmup', '0', '--device', 'cpu',
-               '--compare', 'config', 'reference', '--interleave',
+               '--compare', 'config', 'baseline', '--interleave', '--baseline',
+               str(REPO / 'tests' / 'reference_fianet.py') + ':benchmark_step',
                '--cfg-options', *TINY_OPTIONS])
     records = json_lines(capsys.readouterr().out)
-    assert [r.get('path') for r in records[:2]] == ['config', 'reference']
+    assert [r.get('path') for r in records[:2]] == ['config', 'baseline']
     assert records[1]['speedups'] is None and len(records[1]['cpu_s']['all']) == 2
     summary = records[2]['summary']
-    # the summary's ratio is the one of the two printed medians, reference over config
+    # the summary's ratio is the one of the two printed medians, baseline over config
     medians = [r['step_s']['median'] for r in records[:2]]
-    assert summary['speedup_vs_reference']['config'] == round(medians[1] / medians[0], 3)
-    assert set(summary['paired_cpu_s_speedup_vs_reference']) == {'config', 'reference'}
+    assert summary['speedup_vs_baseline']['config'] == round(medians[1] / medians[0], 3)
+    assert set(summary['paired_cpu_s_speedup_vs_baseline']) == {'config', 'baseline'}
     assert 'speedup_vs_straightforward' not in summary
 
 
@@ -348,8 +370,8 @@ def test_reference_oracle_has_the_parameters_of_the_project_model():
     reference computes and never uses and the project leaves out.)
     """
     cfg = load_config(CONFIG, tiny_model_overrides())
-    oracle = bench.build_reference(cfg)
-    model = bench.build_model(cfg)
+    oracle = build_reference(cfg)
+    model = runs.build_model(cfg)
 
     def size(module, prefix=''):
         return sum(p.numel() for n, p in module.named_parameters() if n.startswith(prefix))
@@ -363,20 +385,20 @@ def test_reference_oracle_has_the_parameters_of_the_project_model():
     assert not any(p.requires_grad for p in oracle.text_encoder.embeddings.parameters())
     assert all(p.requires_grad for p in oracle.text_encoder.encoder.parameters())
     cfg.model.text_encoder.trainable_layers = []
-    assert bench.build_reference(cfg).text_frozen
+    assert build_reference(cfg).text_frozen
 
 
 def test_paired_ratios_by_hand():
     times = {'straightforward': [2.0, 4.0, 3.0], 'fast': [1.0, 4.0, 1.5]}
-    ratios = bench.paired_ratios(times, 'straightforward')  # rounds: 2.0, 1.0, 2.0
+    ratios = timing.paired_ratios(times, 'straightforward')  # rounds: 2.0, 1.0, 2.0
     assert ratios['fast'] == dict(median=2.0, min=1.0, max=2.0, p25=1.5, p75=2.0)
     # the other baseline: rounds 0.5, 1.0, 0.5
-    assert bench.paired_ratios(times, 'fast')['straightforward'] == dict(
+    assert timing.paired_ratios(times, 'fast')['straightforward'] == dict(
         median=0.5, min=0.5, max=1.0, p25=0.5, p75=0.75)
 
 
 def test_summarize_times_by_hand():
-    stats = bench.summarize_times([3.0, 1.0, 2.0, 4.0])
+    stats = timing.summarize_times([3.0, 1.0, 2.0, 4.0])
     assert stats['median'] == 2.5 and stats['min'] == 1.0 and stats['max'] == 4.0
     assert stats['p25'] == 1.75 and stats['p75'] == 3.25  # inclusive quartiles
     assert stats['all'] == [3.0, 1.0, 2.0, 4.0]
@@ -384,7 +406,7 @@ def test_summarize_times_by_hand():
 
 def test_random_init_uses_bert_base_sizes_and_drops_pretrained():
     cfg = load_config(CONFIG)
-    arch = bench.use_random_weights(cfg)
+    arch = settings.use_random_weights(cfg)
     assert cfg.model.text_encoder.name_or_path is None
     assert arch == cfg.model.text_encoder.bert_config
     assert (arch['vocab_size'], arch['hidden_size'], arch['num_hidden_layers'],
@@ -396,59 +418,66 @@ def test_random_init_uses_bert_base_sizes_and_drops_pretrained():
 
 def test_set_speedups_switches_every_key():
     cfg = load_config(CONFIG)
-    bench.set_speedups(cfg, ['compact_views', 'fused_adamw'])
-    assert cfg.model.text_encoder.compact_views and not cfg.model.text_encoder.batched_views
+    settings.set_speedups(cfg, ['fused_adamw'])
     assert cfg.model.text_encoder.feature_cache_mb == 0
     assert cfg.optim_wrapper.optimizer.fused is True
-    bench.set_speedups(cfg, ['text_feature_cache'])
-    assert cfg.model.text_encoder.feature_cache_mb == bench.FEATURE_CACHE_MB
+    settings.set_speedups(cfg, ['text_feature_cache'])
+    assert cfg.model.text_encoder.feature_cache_mb == settings.FEATURE_CACHE_MB
     assert cfg.optim_wrapper.optimizer.fused is False
     cfg.model.neck = None
-    bench.set_speedups(cfg, bench.SPEEDUPS)  # no neck: nothing to skip, no error
+    settings.set_speedups(cfg, settings.SPEEDUPS)  # no neck: nothing to skip, no error
     assert cfg.model.neck is None
     with pytest.raises(KeyError, match='unknown speed-up'):
-        bench.set_speedups(cfg, ['warp_drive'])
+        settings.set_speedups(cfg, ['warp_drive'])
 
 
 def test_synthetic_batch_random_text_follows_the_tokenizer_layout():
-    data = bench.synthetic_batch(3, (32, 48), 12, vocab_size=500, seed=1)
+    data = inputs.synthetic_batch(3, (32, 48), 12, vocab_size=500, seed=1)
     assert [tuple(img.shape) for img in data['inputs']] == [(3, 32, 48)] * 3
     for sample in data['data_samples']:
         ids, attention = sample.input_ids, sample.attention_mask
         words = int(attention.sum()) - 2
-        assert ids[0] == bench.CLS_ID and ids[words + 1] == bench.SEP_ID
-        assert (ids[words + 2:] == bench.PAD_ID).all()
+        assert ids[0] == inputs.CLS_ID and ids[words + 1] == inputs.SEP_ID
+        assert (ids[words + 2:] == inputs.PAD_ID).all()
         # the phrases lie inside the expression's attention mask
         for mask in (sample.object_mask, sample.position_mask):
             assert mask.any() and not (mask.bool() & ~attention.bool()).any()
         assert sample.gt_sem_seg.data.shape == (1, 32, 48) and sample.gt_sem_seg.data.any()
 
 
-# ----------------------------------------------------------- compact views
-def test_packed_view_by_hand():
+# ------------------------------------------------ the text encoder's one path
+def test_packed_words_by_hand():
     ids = torch.tensor([[101, 5, 6, 7, 102, 0], [101, 8, 9, 102, 0, 0]])
     mask = torch.tensor([[0, 0, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0]])
-    view = _PackedView.pack(ids, mask)
-    assert view.input_ids.tolist() == [[6, 7], [8, 0]]
-    assert view.position_ids.tolist() == [[2, 3], [1, 0]]
-    assert view.attention_mask.tolist() == [[1, 1], [1, 0]]
-    assert view.valid.tolist() == [[True, True], [True, False]]
-    wide = view.widen(4)
-    assert wide.input_ids.tolist() == [[6, 7, 0, 0], [8, 0, 0, 0]]
-    assert wide.attention_mask.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0]]
-    feats = torch.arange(1.0, 9.0).view(2, 4, 1)  # slot features 1..8
-    assert wide.unpack(feats, 6)[..., 0].tolist() == [[0, 0, 1, 2, 0, 0], [0, 5, 0, 0, 0, 0]]
-    empty = _PackedView.pack(ids, torch.zeros_like(mask))
-    assert empty.attention_mask[:, 0].tolist() == [1, 1] and not empty.valid.any()
+    rows = _PackedWords.pack(ids, mask)
+    assert rows.input_ids.tolist() == [[6, 7], [8, 0]]
+    assert rows.position_ids.tolist() == [[2, 3], [1, 0]]
+    assert rows.attention_mask.tolist() == [[1, 1], [1, 0]]
+    assert rows.valid.tolist() == [[True, True], [True, False]]
+    feats = torch.arange(1.0, 5.0).view(2, 2, 1)  # slot features 1..4
+    assert rows.unpack(feats, 6)[..., 0].tolist() == [[0, 0, 1, 2, 0, 0], [0, 3, 0, 0, 0, 0]]
+    # full width (tracing): the other positions follow the view's words, not attended
+    full = _PackedWords.pack(ids, mask, full_width=True)
+    assert full.position_ids.tolist() == [[2, 3, 0, 1, 4, 5], [1, 0, 2, 3, 4, 5]]
+    assert full.input_ids.tolist() == [[6, 7, 0, 0, 0, 0], [8, 0, 0, 0, 0, 0]]
+    assert full.attention_mask.tolist() == [[1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]]
+    feats = torch.arange(1.0, 13.0).view(2, 6, 1)
+    assert full.unpack(feats, 6)[..., 0].tolist() == [[0, 0, 1, 2, 0, 0], [0, 7, 0, 0, 0, 0]]
+    empty = _PackedWords.pack(ids, torch.zeros_like(mask))
+    assert empty.attention_mask.tolist() == [[1], [1]] and not empty.valid.any()
 
 
-def test_compact_views_keep_the_features_of_each_view():
+def test_text_encoder_gives_bert_features_of_each_view():
+    """The one batched call over each view's words against BERT run once per view with
+    the view as attention mask (the plain way): same features on the view's words, zero
+    elsewhere (float64: rounding differences only)."""
     overrides = tiny_model_overrides()
     encoder_cfg = load_config(CONFIG, overrides).model.text_encoder
     torch.manual_seed(0)
-    full = MODELS.build(dict(encoder_cfg, compact_views=False)).eval()
-    compact = MODELS.build(dict(encoder_cfg, compact_views=True)).eval()
-    compact.load_state_dict(full.state_dict())
+    encoder = MODELS.build(encoder_cfg).double().eval()
+    for param in encoder.parameters():  # large weights: every word and position matters
+        torch.nn.init.normal_(param, std=0.5)
+    assert not encoder.caching()  # the encoder trains: no cache
     ids = torch.randint(1000, 2000, (2, 10))
     attention = torch.tensor([[1] * 8 + [0] * 2, [1] * 10])
     obj = torch.zeros_like(attention)
@@ -458,22 +487,25 @@ def test_compact_views_keep_the_features_of_each_view():
     pos[:, 4:7] = 1
     masks = [attention, obj, pos]
     with torch.no_grad():
-        for batched in (True, False):
-            full.batched_views = compact.batched_views = batched
-            for mask, a, b in zip(masks, full(ids, masks), compact(ids, masks)):
-                inside = mask.bool()[..., None].expand_as(a)
-                torch.testing.assert_close(b[inside], a[inside], atol=1e-5, rtol=1e-5)
-                assert (b[~inside] == 0).all()
+        feats = encoder(ids, masks)
+        plain = [encoder.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+                 for mask in masks]
+    assert len(feats) == 3
+    for mask, got, want in zip(masks, feats, plain):
+        assert got.shape == want.shape == (2, 10, encoder.width)
+        inside = mask.bool()[..., None].expand_as(want)
+        torch.testing.assert_close(got[inside], want[inside], atol=1e-12, rtol=1e-10)
+        assert (got[~inside] == 0).all()
 
 
-# ------------------------------------------- each switch: same logits and grads
+# --------------------------- each model switch (the feature cache): same logits
 # The two paths compute the same function in a different order of float
 # operations. They are compared in float64: there a rounding difference is about
 # eps64 = 2.2e-16 per operation, and after a few hundred operations with
 # reductions of up to ~1e3 terms it stays far below 1e-10 of the compared
 # values, on any CPU. In float32 the same difference (~1e-6 relative) can flip
 # the max of the position branch's channel pooling or a ReLU at a near-tie,
-# which moves a gradient by a non-rounding amount: such a comparison would test
+# which moves the logits by a non-rounding amount: such a comparison would test
 # the instruction set, not the switch.
 FLOAT64_RTOL = 1e-10
 
@@ -486,7 +518,7 @@ def assert_close_to_norm(got: torch.Tensor, want: torch.Tensor, scale: float, wh
 
 
 def _pair(switch: str):
-    """The straightforward tiny model and a copy with only ``switch`` on, in float64.
+    """The tiny model with every switch off and a copy with only ``switch`` on, in float64.
 
     The text encoder gets large random weights, so that the logits depend
     clearly on every word feature (BERT's small init barely moves them). For
@@ -498,7 +530,7 @@ def _pair(switch: str):
     models = []
     for enabled in ((), (switch,)):
         cfg = load_config(CONFIG, overrides)
-        bench.set_speedups(cfg, enabled)
+        settings.set_speedups(cfg, enabled)
         torch.manual_seed(0)
         models.append(MODELS.build(cfg.model))
     models[0].init_weights()
@@ -546,37 +578,6 @@ def test_each_switch_gives_the_straightforward_logits(switch):
         assert_close_to_norm(got, want, 0.0, f'view / map {index}')
 
 
-@pytest.mark.numerics
-def test_all_switches_give_the_straightforward_gradients():
-    extra = {'model.backbone.drop_path_rate': 0.0,
-             'model.text_encoder.bert_config': dict(
-                 tiny_model_overrides()['model.text_encoder.bert_config'],
-                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)}
-    models = []
-    for enabled in ((), MODEL_SWITCHES):
-        cfg = load_config(CONFIG, {**tiny_model_overrides(), **extra})
-        bench.set_speedups(cfg, enabled)
-        torch.manual_seed(0)
-        models.append(MODELS.build(cfg.model).train())
-    models[0].init_weights()
-    models[1].load_state_dict(models[0].state_dict())
-    data = bench.synthetic_batch(2, (64, 64), 12, vocab_size=30522, seed=2)
-    grads = []
-    for model in models:
-        batch = model.data_preprocessor(data, True)
-        model.double()
-        losses = model.loss(batch['inputs'].double(), batch['data_samples'], batch['text'])
-        sum(losses.values()).backward()
-        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 100
-    # Some gradients are zero up to rounding (biases in front of an instance norm):
-    # each tensor is compared relative to its own norm plus the mean tensor norm.
-    scale = sum(g.norm().item() for g in grads[0].values()) / len(grads[0])
-    for name, grad in grads[0].items():
-        assert grad.dtype == torch.float64
-        assert_close_to_norm(grads[1][name], grad, scale, name)
-
-
 def test_activation_checkpointing_works_with_fiam():
     """with_cp recomputes the Swin blocks in backward: same loss and gradients."""
     overrides = {**tiny_model_overrides(), 'model.backbone.drop_path_rate': 0.0}
@@ -617,10 +618,10 @@ def test_autocast_optim_wrapper_runs_the_forward_in_bfloat16():
 
 def test_use_mixed_precision_picks_the_wrapper_per_device():
     cfg = load_config(CONFIG)
-    assert bench.use_mixed_precision(cfg, 'cpu') == 'bfloat16'
+    assert use_mixed_precision(cfg, 'cpu') == 'bfloat16'
     assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     cfg = load_config(CONFIG)
-    assert bench.use_mixed_precision(cfg, 'cuda') == 'float16'
+    assert use_mixed_precision(cfg, 'cuda') == 'float16'
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
 
@@ -760,16 +761,16 @@ def test_cached_features_feed_a_training_step():
 def test_all_zero_phrase_masks_give_finite_logits_cached_or_not():
     """A view without words (e.g. no category found) is safe with and without the cache.
 
-    Its word features are zero (cached) or BERT's values over a fully masked row (not
-    cached); the pixel-word attention zeroes them with the mask either way, so the
-    logits agree (float64, see FLOAT64_RTOL) and are finite.
+    Its word features are zero either way (the encoder keeps one key attended in such a
+    row, so BERT computes no NaN); the logits agree (float64, see FLOAT64_RTOL) and are
+    finite.
     """
     models = []
     for cache_mb in (0.0, 1.0):
         cfg = load_config(CONFIG, {**tiny_model_overrides(),
                                    'model.text_encoder.trainable_layers': [],
                                    'model.text_encoder.feature_cache_mb': cache_mb})
-        bench.set_speedups(cfg, ['text_feature_cache'] if cache_mb else [])
+        settings.set_speedups(cfg, ['text_feature_cache'] if cache_mb else [])
         torch.manual_seed(0)
         models.append(MODELS.build(cfg.model))
     models[0].init_weights()

@@ -14,12 +14,11 @@ from pathlib import Path
 import mmcv
 import numpy as np
 import pytest
-from conftest import FIXTURES, load_config, tiny_model_overrides
+from conftest import FIXTURES, demo_text_encoder, load_config, tiny_model_overrides
 from mmengine.runner import Runner
 
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.converters import convert_refsegrs, convert_rrsisd
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 CONVERTERS = {'rrsisd': convert_rrsisd, 'refsegrs': convert_refsegrs}
 SPLITS = ('train', 'val', 'test')
@@ -80,7 +79,7 @@ def test_moved_data_trains_and_tests(tmp_path):
         loader.dataset.data_root = str(data_root)  # the only change for the moved data
         for step in loader.dataset.pipeline:  # offline tokenizer, small inputs (speed)
             if step['type'] == 'DecoupleAndTokenize':
-                step['tokenizer'] = DEMO_TEXT_ENCODER
+                step['tokenizer'] = demo_text_encoder()
             if step['type'] == 'Resize':
                 step['scale'] = (96, 96)
     cfg.train_dataloader.dataset.indices = 2  # one batch of two: one iteration

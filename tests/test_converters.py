@@ -24,8 +24,8 @@ from fianet_mmseg.datasets.converters import (
     convert_rrsisd,
     decode_segmentation,
 )
+from fianet_mmseg.datasets.converters.coco_masks import compressed_run_lengths
 from fianet_mmseg.datasets.converters.refsegrs import load_binary_mask
-from fianet_mmseg.datasets.converters.rrsisd import compressed_run_lengths
 
 REPO = Path(__file__).resolve().parents[1]
 FORMATS = REPO / 'tests' / 'fixtures' / 'formats'

@@ -4,23 +4,24 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
-from conftest import load_script
-from mmengine.dataset import pseudo_collate
-from test_inference import (
-    CONFIG,
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    load_script,
     make_tiny_checkpoint,
     options_dict,
+    require,
     split_records,
     tiny_test_options,
 )
+from mmengine.dataset import pseudo_collate
 
 from fianet_mmseg.apis import get_inference_pipeline, init_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # one export, ~30 s on two CPU cores
+onnx = require('onnx', 'pip install "fianet-mmseg[dev]"')
+onnxruntime = require('onnxruntime', 'pip install "fianet-mmseg[dev]"')
 
 SIZE, LENGTH = 64, 12
 

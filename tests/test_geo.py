@@ -17,10 +17,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_script
-from test_inference import CONFIG, options_dict, tiny_test_options
+from conftest import BASE_CONFIG as CONFIG
+from conftest import REPO, load_script, options_dict, require, tiny_test_options
 
-rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
+rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 from affine import Affine  # noqa: E402  (installed with rasterio)
 
 from fianet_mmseg.apis import (  # noqa: E402

@@ -21,16 +21,23 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_config, load_script
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    CaptureOutputs,
+    load_config,
+    load_script,
+    options_dict,
+    require,
+    tiny_test_options,
+)
 from mmengine.runner import Runner
 from mmseg.registry import TRANSFORMS
 from PIL import Image
-from test_inference import CONFIG, CaptureOutputs, options_dict, tiny_test_options
 
 from fianet_mmseg.apis import decode_image, inference_model, init_model, read_image
 from fianet_mmseg.utils.image_io import decode_channels
 
-rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
+rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 from affine import Affine  # noqa: E402  (installed with rasterio)
 
 HEIGHT, WIDTH = 48, 64
@@ -361,15 +368,15 @@ def test_a_mask_of_another_size_is_an_error_where_masks_meet_images(scene_files,
     from mmseg.structures import SegDataSample
 
     files, _, _ = scene_files
-    demo = load_script('demo/image_demo.py')
+    from fianet_mmseg.apis.prediction_files import OutputOptions, write_outputs
+
     geo = read_image(files['png8'])
     result = SegDataSample(metainfo=dict(expression='the ship'))
     result.pred_sem_seg = PixelData(data=torch.ones(1, HEIGHT - 8, WIDTH, dtype=torch.long))
-    args = demo.parse_args([files['png8'], 'the ship', CONFIG, 'ckpt.pth'])
     with pytest.raises(ValueError, match=rf'the mask is {WIDTH}x{HEIGHT - 8} pixels, the image '
                                          rf'{WIDTH}x{HEIGHT}'):
-        demo.write_outputs(result, geo, args, dict(mask=str(tmp_path / 'm.png')), [])
+        write_outputs(result, geo, OutputOptions(), dict(mask=str(tmp_path / 'm.png')), [])
     with pytest.raises(ValueError, match=rf'the mask is {HEIGHT - 8}x{WIDTH} \(HxW\), its '
                                          rf'image {HEIGHT}x{WIDTH}'):
-        demo.write_outputs(result, geo, args, dict(overlay=str(tmp_path / 'o.png')), [])
+        write_outputs(result, geo, OutputOptions(), dict(overlay=str(tmp_path / 'o.png')), [])
     assert not list(tmp_path.glob('*.png'))

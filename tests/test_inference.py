@@ -1,7 +1,6 @@
 """Inference API and image demo (tiny random model saved as a checkpoint, fixture data)."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -13,56 +12,22 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, REPO, load_config, load_script, tiny_cli_options
-from mmengine.config import DictAction
-from mmengine.hooks import Hook
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    REPO,
+    TINY_TEST_BATCH,
+    CaptureOutputs,
+    load_config,
+    load_script,
+    make_tiny_checkpoint,
+    options_dict,
+    split_records,
+    tiny_test_options,
+)
 from mmengine.runner import Runner
 
 from fianet_mmseg.apis import inference_model, init_model
-
-CONFIG = str(CONFIGS / 'fianet_swin-b_rrsisd.py')
-INPUT_SIZE = 96  # the test pipeline resizes the 64x64 / 48x64 fixture images to this
-TEST_BATCH = 2  # tiny_cli_options' loader batch size
-
-
-def tiny_test_options(data_root) -> list:
-    """``--cfg-options`` strings: tiny offline model, fixture data, 96x96 input."""
-    return tiny_cli_options(data_root, batch_size=TEST_BATCH) + [
-        f'test_dataloader.dataset.pipeline.1.scale=({INPUT_SIZE},{INPUT_SIZE})']
-
-
-def options_dict(options: list) -> dict:
-    """The dict ``--cfg-options`` gives for ``options`` (as the tools parse them)."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(['--cfg-options', *options]).cfg_options
-
-
-def split_records(data_root, split: str) -> list:
-    """The converted samples of a split (absolute image paths)."""
-    lines = (Path(data_root) / f'{split}.jsonl').read_text().splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    for record in records:
-        record['img_path'] = str(Path(data_root) / record['img_path'])
-        record['seg_map_path'] = str(Path(data_root) / record['seg_map_path'])
-    return records
-
-
-def make_tiny_checkpoint(data_root, path: Path) -> Path:
-    """Save a random tiny FIANet whose masks are neither empty nor full.
-
-    A random model predicts one class nearly everywhere; shifting the object
-    logit by the median margin on the first test sample makes about half of
-    that sample's pixels object, so overlays and comparisons are not trivial.
-    """
-    torch.manual_seed(0)
-    model = init_model(CONFIG, None, cfg_options=options_dict(tiny_test_options(data_root)))
-    first = split_records(data_root, 'test')[0]
-    logits = inference_model(model, first['img_path'], first['expression']).seg_logits.data
-    with torch.no_grad():
-        model.decode_head.conv_seg.bias[1] -= (logits[1] - logits[0]).median()
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
+from fianet_mmseg.apis.pairs import read_pairs
 
 
 @pytest.fixture(scope='module')
@@ -86,16 +51,6 @@ def margin_of(sample) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- test loop
-class CaptureOutputs(Hook):
-    """Keeps the data samples the test loop predicts."""
-
-    def __init__(self) -> None:
-        self.samples = []
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.samples.extend(outputs)
-
-
 @pytest.fixture(scope='module')
 def test_loop_run(rrsisd_root, tiny_checkpoint, tmp_path_factory):
     """``Runner.test()`` as tools/test.py --show-dir runs it; outputs captured."""
@@ -117,7 +72,7 @@ def test_api_gives_the_test_loop_masks(model, test_loop_run, rrsisd_root):
     assert [s.img_path for s in loop_samples] == [r['img_path'] for r in records]
     # same batches as the loop, so the same computation
     results = inference_model(model, [r['img_path'] for r in records],
-                              [r['expression'] for r in records], batch_size=TEST_BATCH)
+                              [r['expression'] for r in records], batch_size=TINY_TEST_BATCH)
     assert len(results) == len(records)
     for api, loop, record in zip(results, loop_samples, records):
         assert tuple(api.ori_shape) == (record['height'], record['width'])
@@ -281,24 +236,23 @@ def test_demo_pairs_csv_and_jsonl(rrsisd_root, tiny_checkpoint, tmp_path):
 
 
 def test_demo_pairs_file_errors_name_file_and_line(rrsisd_root, tmp_path):
-    demo = load_demo()
     image = split_records(rrsisd_root, 'test')[0]['img_path']
     bad_header = tmp_path / 'header.csv'
     bad_header.write_text(f'path,text\n{image},the ship\n')
     with pytest.raises(ValueError, match=r'header.csv, line 1: .*image and expression'):
-        demo.read_pairs(str(bad_header))
+        read_pairs(str(bad_header))
     text_file = tmp_path / 'pairs.txt'
     text_file.write_text(f'{image} the ship\n')
     with pytest.raises(ValueError, match=r'pairs.txt: unknown pairs file type'):
-        demo.read_pairs(str(text_file))
+        read_pairs(str(text_file))
     blank = tmp_path / 'blank.csv'
     blank.write_text('image,expression\n\n')
     with pytest.raises(ValueError, match=r'blank.csv: no pairs'):
-        demo.read_pairs(str(blank))
+        read_pairs(str(blank))
     # bad rows are kept with an error naming file and line; the good ones are untouched
     rows = tmp_path / 'rows.csv'
     rows.write_text(f'image,expression\n{image},the ship\n{image},\n,a ship\nnope.png,a ship\n')
-    jobs = demo.read_pairs(str(rows))
+    jobs = read_pairs(str(rows))
     assert [job.index for job in jobs] == [0, 1, 2, 3]
     assert jobs[0].error is None and jobs[0].image == image
     assert jobs[0].expression == 'the ship'
@@ -309,7 +263,7 @@ def test_demo_pairs_file_errors_name_file_and_line(rrsisd_root, tmp_path):
     lines = tmp_path / 'rows.jsonl'
     lines.write_text(json.dumps(dict(image=image, expression='a ship')) + '\n{oops\n\n[1]\n'
                      + json.dumps(dict(image='nope.png', expression='a ship')) + '\n')
-    jobs = demo.read_pairs(str(lines))
+    jobs = read_pairs(str(lines))
     assert jobs[0].error is None
     assert jobs[1].error.startswith(f'{lines}, line 2: not valid JSON')
     assert jobs[2].error == f'{lines}, line 4: expected a JSON object'

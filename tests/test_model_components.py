@@ -14,8 +14,8 @@ from mmseg.structures import SegDataSample
 from reference_fianet import Backbone, fill_like_fixture
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from fianet_mmseg.checkpoint import official_fianet_to_mmseg, official_swin_to_mmseg
 from fianet_mmseg.models.layers import FIAM, TextFeatures
-from fianet_mmseg.models.utils import official_fianet_to_mmseg, official_swin_to_mmseg
 
 CONFIG = 'fianet_swin-b_rrsisd.py'
 LENGTH = 10
@@ -201,6 +201,28 @@ def test_backbone_loads_official_swin_layout(tmp_path):
     for unplaced in ('head.weight', 'norm.weight', 'attn_mask', 'relative_position_index'):
         assert unplaced in log
     assert 'Swin weights missing' not in log
+
+
+@pytest.mark.parametrize('height, width', [(6, 8), (5, 7)])
+def test_converted_patch_merging_computes_the_official_merge(height, width):
+    """mmseg's ``nn.Unfold`` merge with converted weights = the official concatenating
+    merge (tests/reference_fianet.py), odd sizes padded; float64: rounding only."""
+    from mmseg.models.backbones.swin import PatchMerging as MmsegPatchMerging
+    from reference_fianet import PatchMerging
+
+    dim = 6
+    official = PatchMerging(dim).double()
+    state = {f'layers.0.downsample.{k}': fill_like_fixture(f'layers.0.downsample.{k}', v.shape)
+             for k, v in official.state_dict().items()}
+    official.load_state_dict({k[len('layers.0.downsample.'):]: v for k, v in state.items()})
+    converted, _ = official_swin_to_mmseg(state)
+    merge = MmsegPatchMerging(dim, 2 * dim, stride=2).double()
+    merge.load_state_dict({k[len('stages.0.downsample.'):]: v for k, v in converted.items()})
+    x = torch.randn(2, height * width, dim, dtype=torch.float64)
+    expected = official(x, height, width)
+    got, shape = merge(x, (height, width))
+    assert shape == ((height + 1) // 2, (width + 1) // 2)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_backbone_reports_missing_swin_weights(tmp_path):

@@ -24,8 +24,10 @@ from conftest import (
     FIXTURE_BERT,
     FIXTURE_OVERRIDES,
     PARITY_FIXTURE,
+    PARITY_TOLERANCE,
     REPO,
     build_model,
+    demo_text_encoder,
     load_config,
     load_script,
     tiny_cli_options,
@@ -35,9 +37,8 @@ from reference_fianet import fill_like_fixture
 
 import fianet_mmseg
 from fianet_mmseg.apis import init_model
-from fianet_mmseg.models.text_encoders.bert_text_encoder import decode_architecture
+from fianet_mmseg.checkpoint import decode_architecture
 from fianet_mmseg.text import load_tokenizer
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 CONFIG = CONFIGS / 'fianet_swin-b_rrsisd.py'
 CONVERTER = REPO / 'tools' / 'model_converters' / 'fianet_official_to_mmseg.py'
@@ -105,7 +106,7 @@ def project_checkpoint(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_test_py_builds_the_text_encoder_from_the_checkpoint_offline(
         project_checkpoint, rrsisd_root, tmp_path):
-    options = cli_options(rrsisd_root, tiny_model_options(rrsisd_root), DEMO_TEXT_ENCODER)
+    options = cli_options(rrsisd_root, tiny_model_options(rrsisd_root), demo_text_encoder())
     done, per_sample, _ = run_test_py(project_checkpoint, options, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(per_sample.read_text().splitlines()) == 3  # the fixture's test expressions
@@ -128,7 +129,7 @@ def test_a_tokenizer_larger_than_the_encoder_vocabulary_is_refused():
     overrides['model.text_encoder.bert_config'] = dict(
         overrides['model.text_encoder.bert_config'], vocab_size=500)
     small = build_model(CONFIG.name, overrides).state_dict()
-    tokenizer = load_tokenizer(DEMO_TEXT_ENCODER)
+    tokenizer = load_tokenizer(demo_text_encoder())
     test_py = load_script('tools/test.py')
     with pytest.raises(ValueError, match=rf'{TOKENIZER_KEY}: the tokenizer has '
                                          rf"{len(tokenizer)} wordpieces, the checkpoint's text "
@@ -188,7 +189,6 @@ def test_converted_checkpoint_loads_strictly_with_its_text_encoder(official, con
 @pytest.mark.slow
 @pytest.mark.numerics
 def test_init_model_offline_reproduces_the_fixture_logits(official, converted, monkeypatch):
-    from test_model_parity import TOLERANCE
     from transformers import BertModel
 
     def no_hub(*args, **kwargs):
@@ -203,7 +203,7 @@ def test_init_model_offline_reproduces_the_fixture_logits(official, converted, m
     fixture = official['fixture']
     with torch.no_grad():
         logits = model.forward_tensors(**fixture['inputs'])
-    assert (logits - fixture['logits']).abs().max().item() < TOLERANCE
+    assert (logits - fixture['logits']).abs().max().item() < PARITY_TOLERANCE
 
 
 def write_small_vocabulary(folder: Path, data_root: Path) -> Path:
@@ -258,7 +258,7 @@ def test_converter_drops_the_bert_index_buffers_of_older_transformers():
     derived (0, 1, ... and zeros), not weights: dropped and reported, the rest fits."""
     from transformers import BertConfig, BertModel
 
-    from fianet_mmseg.models.utils import official_fianet_to_mmseg
+    from fianet_mmseg.checkpoint import official_fianet_to_mmseg
 
     bert = BertConfig(**tiny_model_overrides()['model.text_encoder.bert_config'])
     state = {'text_encoder.' + k: v

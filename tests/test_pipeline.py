@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import load_config
+from conftest import demo_text_encoder, load_config
 from mmengine.runner import Runner
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
@@ -14,7 +14,6 @@ from PIL import Image
 from fianet_mmseg.datasets import RefSegDataset
 from fianet_mmseg.datasets.transforms import swap_left_right
 from fianet_mmseg.text import TextDecoupler, load_tokenizer
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])
@@ -28,7 +27,7 @@ def offline_dataloader_cfg(cfg_loader, data_root, batch_size=2):
     loader.dataset.data_root = str(data_root)
     for step in loader.dataset.pipeline:
         if step['type'] == 'DecoupleAndTokenize':
-            step['tokenizer'] = DEMO_TEXT_ENCODER
+            step['tokenizer'] = demo_text_encoder()
         if step['type'] == 'RandomBlackBoxes':
             step['ratio'] = 0.0  # checked on its own below
     return loader
@@ -45,7 +44,7 @@ def test_training_batch_end_to_end(rrsisd_root):
     records = [json.loads(line) for line in lines][:2]
 
     assert inputs.shape == (2, 3, 480, 480) and inputs.dtype == torch.float32
-    tokenizer = load_tokenizer(DEMO_TEXT_ENCODER)
+    tokenizer = load_tokenizer(demo_text_encoder())
     decoupler = TextDecoupler('rrsisd')
     for i, (record, sample) in enumerate(zip(records, samples)):
         # image: RGB, resized to 480x480 with Pillow's bilinear filter, ImageNet-normalised
@@ -101,7 +100,7 @@ def _raw_batch(sizes, seed: int = 0) -> dict:
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from fianet_mmseg.structures import TEXT_KEYS
+    from fianet_mmseg.constants import TEXT_KEYS
 
     gen = torch.Generator().manual_seed(seed)
     inputs, samples = [], []

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
-from conftest import CONFIGS
+from conftest import CONFIGS, demo_text_encoder, require
 from mmengine.config import Config
 
 from fianet_mmseg.text import ExpressionEncoder, ReferenceMaskBuilder, load_tokenizer
@@ -28,9 +28,8 @@ from fianet_mmseg.text.reference_masks import (
     check_nltk_data,
     data_free_word_tokenize,
 )
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER, resolve_pretrained
 
-nltk = pytest.importorskip('nltk')
+nltk = require('nltk', 'pip install "fianet-mmseg[reference]"')
 
 ATT = 'attention'
 LENGTH = {'rrsisd': 22, 'refsegrs': 20}
@@ -294,11 +293,7 @@ class CaseTagger:
 
 @pytest.fixture(scope='module')
 def tokenizer():
-    try:
-        resolve_pretrained(DEMO_TEXT_ENCODER)
-    except FileNotFoundError as err:
-        pytest.skip(f'demo text encoder not installed: {err}')
-    return load_tokenizer(DEMO_TEXT_ENCODER)
+    return load_tokenizer(demo_text_encoder())
 
 
 @pytest.fixture(scope='module')
@@ -442,7 +437,7 @@ def test_default_tagger_is_used_when_data_present(monkeypatch):
 def reference_transform(case_: Case, **kwargs):
     from mmseg.registry import TRANSFORMS
 
-    cfg = dict(type='DecoupleAndTokenize', tokenizer=DEMO_TEXT_ENCODER,
+    cfg = dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                max_length=LENGTH[case_.dataset], dataset=case_.dataset,
                decoupling='reference', word_tokenize=data_free_word_tokenize,
                pos_tag=CaseTagger(case_))
@@ -468,7 +463,7 @@ def test_transform_reference_mode_end_to_end(tokenizer):
     assert sample.object_mask.tolist() == positions(22, c.object).tolist()
     assert sample.spatial_phrases == ['on the right', 'in the middle']
     # the project's decoupler gives other masks for the same text (word-piece spans)
-    project = TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=DEMO_TEXT_ENCODER,
+    project = TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                                     max_length=22, dataset='rrsisd'))
     assert project.decoupling == 'project'
     assert not np.array_equal(project(dict(expression=c.expression))['position_mask'],
@@ -492,23 +487,21 @@ def test_transform_modes_and_errors():
     from mmseg.registry import TRANSFORMS
 
     def build(**kwargs):
-        return TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=DEMO_TEXT_ENCODER,
+        return TRANSFORMS.build(dict(type='DecoupleAndTokenize', tokenizer=demo_text_encoder(),
                                      max_length=12, **kwargs))
 
-    off = build(decouple=False)
-    assert off.decoupling == 'none' and not off.decouple
+    off = build(decoupling='none')
     out = off(dict(expression='the ship on the left'))
     for key in ('object_mask', 'position_mask'):
         np.testing.assert_array_equal(out[key], out['attention_mask'])
-    assert build(decoupling='none').decoupling == 'none'
     with pytest.raises(ValueError, match='dataset'):
         build(decoupling='reference')
     with pytest.raises(ValueError, match="dataset = one of \\['rrsisd', 'refsegrs'\\]"):
         build(decoupling='reference', dataset='refcoco')
     with pytest.raises(ValueError, match="'project', 'reference', 'none'"):
         build(decoupling='nltk')
-    with pytest.raises(ValueError, match='decouple=False contradicts'):
-        build(decouple=False, decoupling='reference', dataset='rrsisd')
+    with pytest.raises(TypeError, match="unexpected keyword argument 'decouple'"):
+        build(decouple=False)  # the former alias of decoupling='none'
     with pytest.raises(ValueError, match="for decoupling='reference' only"):
         build(pos_tag=nltk.pos_tag)
 
@@ -585,7 +578,7 @@ def test_reference_text_config_runs_on_converted_data(rrsisd_root, tokenizer):
         'The/DT tennis/NN court/NN on/IN the/DT right/NN'])
     for step in loader.dataset.pipeline:
         if step['type'] == 'DecoupleAndTokenize':
-            step.update(tokenizer=DEMO_TEXT_ENCODER, word_tokenize=data_free_word_tokenize,
+            step.update(tokenizer=demo_text_encoder(), word_tokenize=data_free_word_tokenize,
                         pos_tag=tagger)
     samples = next(iter(Runner.build_dataloader(loader)))['data_samples']
     expected = {  # object, position (word i at i + 1)

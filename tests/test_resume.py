@@ -12,6 +12,7 @@ import io
 import itertools
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -70,11 +71,20 @@ class RisingScore(BaseMetric):
         return {'score': float(next(self.calls))}
 
 
+class ScoreAndLoss(RisingScore):
+    """``score`` rising and ``loss`` falling: a new best for both keys at every validation."""
+
+    def compute_metrics(self, results) -> dict:
+        score = float(next(self.calls))
+        return {'score': score, 'loss': 1.0 / score}
+
+
 _runner_ids = itertools.count()
 
 
 def toy_runner(work_dir: Path, hook: CheckpointHook, max_epochs: int = 2, resume: bool = False,
-               validate: bool = False, max_iters: int | None = None) -> Runner:
+               validate: bool = False, max_iters: int | None = None,
+               metric: BaseMetric | None = None) -> Runner:
     loader = dict(dataset=ToyData(), batch_size=2, num_workers=0,
                   sampler=dict(type='DefaultSampler', shuffle=False))
     if max_iters is None:
@@ -84,7 +94,8 @@ def toy_runner(work_dir: Path, hook: CheckpointHook, max_epochs: int = 2, resume
     extra = {}
     torch.manual_seed(0)  # the model is built before the runner seeds anything
     if validate:
-        extra = dict(val_dataloader=loader, val_cfg=dict(), val_evaluator=[RisingScore()])
+        extra = dict(val_dataloader=loader, val_cfg=dict(),
+                     val_evaluator=[metric or RisingScore()])
     return Runner(
         model=ToyModel(), work_dir=str(work_dir), train_dataloader=loader, train_cfg=train_cfg,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
@@ -252,6 +263,111 @@ def test_iteration_interval_max_keep_and_out_dir(tmp_path):
     reference = tmp_path / 'plain'
     reference.write_bytes(b'')
     assert (folder / 'iter_6.pth').stat().st_mode == reference.stat().st_mode
+
+
+def test_kill_mid_write_of_last_checkpoint_keeps_the_previous_name(tmp_path, monkeypatch):
+    """The stock hook rewrites last_checkpoint in place (open(path, 'w')); the atomic hook
+    replaces it: killed half-way through naming epoch_2.pth, it still names the complete
+    epoch_1.pth (not deleted yet), and the resumed run ends as an uninterrupted one."""
+    full, parts = tmp_path / 'full', tmp_path / 'parts'
+    toy_runner(full, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3).train()
+    real_atomic_write = checkpoint_hook.atomic_write
+
+    def die_naming_epoch_2(path, write):
+        buffer = io.BytesIO()
+        write(buffer)
+        data = buffer.getvalue()
+        if osp.basename(path) == 'last_checkpoint' and data.endswith(b'epoch_2.pth'):
+            def half(file):
+                file.write(data[:len(data) // 2])
+                raise Killed
+
+            return real_atomic_write(path, half)
+        return real_atomic_write(path, lambda file: file.write(data))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint_hook, 'atomic_write', die_naming_epoch_2)
+        with pytest.raises(Killed):
+            toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1),
+                       max_epochs=3).train()
+    assert (parts / 'last_checkpoint').read_text() == str(parts / 'epoch_1.pth')
+    assert pth_names(parts) == {'epoch_1.pth', 'epoch_2.pth'}
+    assert load(parts / 'epoch_2.pth')['meta']['epoch'] == 2
+    toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3,
+               resume=True).train()
+    assert pth_names(parts) == {'epoch_3.pth'}
+    expected, resumed = load(full / 'epoch_3.pth'), load(parts / 'epoch_3.pth')
+    for key, value in expected['state_dict'].items():
+        assert torch.equal(resumed['state_dict'][key], value), key
+
+
+#: hook arguments, toy_runner arguments
+SETTINGS = {
+    'epochs, keep 1, best, published': (
+        dict(interval=1, max_keep_ckpts=1, save_best='score', rule='greater',
+             published_keys=['meta', 'state_dict']), dict(max_epochs=3)),
+    'interval 2, keep 2, auto': (  # the rule of 'acc/score' is inferred ('acc': greater)
+        dict(interval=2, max_keep_ckpts=2, save_best='auto'),
+        dict(max_epochs=5, metric=lambda: RisingScore(prefix='acc'))),
+    'two keys': (
+        dict(interval=1, max_keep_ckpts=1, save_best=['score', 'loss'], rule=['greater', 'less']),
+        dict(max_epochs=3, metric=ScoreAndLoss)),
+    'iterations': (
+        dict(interval=2, by_epoch=False, max_keep_ckpts=2, save_best='score', rule='greater'),
+        dict(max_iters=6)),
+}
+HUB_KEYS = ('keep_ckpt_ids', 'last_ckpt', 'best_ckpt', 'best_ckpt_score', 'best_ckpt_loss')
+
+
+def _published_names(folder: Path) -> set:
+    """``*.pth`` names, the sha256 prefix of published files replaced by ``HASH``."""
+    return {re.sub(r'-[0-9a-f]{8}\.pth$', '-HASH.pth', name) for name in pth_names(folder)}
+
+
+@pytest.mark.parametrize('setting', SETTINGS)
+def test_same_files_and_bookkeeping_as_mmengines_hook(setting, tmp_path):
+    """Uninterrupted, both hooks keep the same checkpoints (regular, best, published), name the
+    same one in last_checkpoint and record the same message-hub entries in it."""
+    hook_args, run_args = SETTINGS[setting]
+    kept = {}
+    for name, hook_type in HOOK_TYPES.items():
+        args = dict(run_args)
+        metric = args.pop('metric', None)
+        toy_runner(tmp_path / name, hook_type(**hook_args), validate=True,
+                   metric=metric() if metric else None, **args).train()
+        last = Path((tmp_path / name / 'last_checkpoint').read_text())
+        info = load(last)['message_hub']['runtime_info']
+        hub = {key: info[key] for key in HUB_KEYS if key in info}
+        hub = {key: (osp.basename(v) if isinstance(v, str) else v) for key, v in hub.items()}
+        kept[name] = dict(files=_published_names(tmp_path / name), last=last.name, hub=hub,
+                          pending=info.get(checkpoint_hook.PENDING_KEY))
+    # the atomic hook's checkpoint records what it deleted right after it was written
+    assert kept[STOCK]['pending'] is None
+    assert not any(osp.exists(path) for path in kept[ATOMIC]['pending'])
+    for entry in kept.values():
+        entry.pop('pending')
+    assert kept[ATOMIC] == kept[STOCK]
+    if setting.startswith('interval 2'):
+        assert kept[ATOMIC]['files'] == {'epoch_4.pth', 'epoch_5.pth',
+                                         'best_acc_score_epoch_5.pth'}
+
+
+def test_no_private_member_of_mmengines_hook_is_overridden_or_called(tmp_path, monkeypatch):
+    """The hook overrides only public members of CheckpointHook, and training with regular
+    and best checkpoints never reaches the parent's private save methods."""
+    private = {name for cls in CheckpointHook.__mro__ if cls.__module__.startswith('mmengine')
+               for name in vars(cls) if name.startswith('_') and not name.startswith('__')}
+    assert {'_save_checkpoint_with_step', '_save_best_checkpoint'} <= private
+    assert not private & set(vars(AtomicCheckpointHook))
+
+    def never(*args, **kwargs):
+        raise AssertionError('a private method of CheckpointHook was called')
+
+    for name in ('_save_checkpoint', '_save_checkpoint_with_step', '_save_best_checkpoint'):
+        monkeypatch.setattr(CheckpointHook, name, never)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=1, save_best='score', rule='greater')
+    toy_runner(tmp_path, hook, validate=True).train()
+    assert pth_names(tmp_path) == {'epoch_2.pth', 'best_score_epoch_2.pth'}
 
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):

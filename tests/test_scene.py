@@ -11,7 +11,6 @@ tests/test_scene_cli.py.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from conftest import require
 from scene_helpers import (
     ORIGIN,
     BrightBlobModel,
@@ -27,7 +27,7 @@ from scene_helpers import (
     write_scene,
 )
 
-rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
+rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 
 from fianet_mmseg.apis import inference_model  # noqa: E402
 from fianet_mmseg.apis.scene import SceneInferencer, SceneWarning  # noqa: E402
@@ -38,17 +38,13 @@ from fianet_mmseg.apis.scene import vectors as vectors_module  # noqa: E402
 TEXT = 'the storage tank on the lower left'
 WINDOW = 96  # the stand-in's input (the test pipeline's Resize)
 OUTPUTS = ('mask.tif', 'probability.tif', 'polygons.gpkg', 'polygons.geojson')
-GDAL_INSTALL = 'apt-get install gdal-bin'
 
 
 def require_gdal_cli(tool: str) -> str:
-    """The path of ``gdalinfo`` / ``ogrinfo``; skip without it, fail under CI."""
+    """The path of ``gdalinfo`` / ``ogrinfo`` (Debian's gdal-bin, GDAL's own clients); skip
+    without it, fail under CI (.ci/run installs it)."""
     path = shutil.which(tool)
-    if path is None:
-        reason = f'{tool} (Debian\'s gdal-bin) is not installed: {GDAL_INSTALL}'
-        if os.environ.get('CI'):
-            pytest.fail(f'{reason}; CI must run this test (.ci/run installs it)')
-        pytest.skip(reason)
+    require(f'{tool} (Debian\'s gdal-bin)', 'apt-get install gdal-bin', path is not None)
     return path
 
 

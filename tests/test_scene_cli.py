@@ -15,14 +15,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, REPO
+from conftest import BASE_CONFIG, REPO, make_tiny_checkpoint, require, tiny_test_options
 from scene_helpers import mosaic, write_scene
-from test_inference import make_tiny_checkpoint, tiny_test_options
 
-rasterio = pytest.importorskip('rasterio', reason='rasterio (extra "geo") is not installed')
+rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 
 CLI = str(REPO / 'demo' / 'rs_image_inference.py')
-CONFIG = str(CONFIGS / 'fianet_swin-b_rrsisd.py')
+CONFIG = BASE_CONFIG
 TEXT = 'the storage tank on the lower left'
 OUTPUTS = ('mask.tif', 'probability.tif', 'polygons.gpkg', 'polygons.geojson')
 #: 250 x 200 pixels, 96-pixel windows every 72: 4 x 3 windows, batches of 2: 6 batches

@@ -13,7 +13,10 @@ import pytest
 from conftest import load_script
 from pycocotools import mask as mask_utils
 
-generate_synthetic_rrsisd = load_script('data_prep/synthetic.py').generate_synthetic_rrsisd
+import fianet_mmseg.apis.synthetic_demo as demo
+from fianet_mmseg.datasets import synthetic
+from fianet_mmseg.datasets.synthetic import generate_synthetic_rrsisd
+from fianet_mmseg.utils.cpu_process import tune_cpu_process
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'formats' / 'rrsisd'
 REPO = Path(__file__).resolve().parents[1]
@@ -328,7 +331,6 @@ def _annotations(root: Path) -> list:
 def test_position_preference_picks_a_position_among_equally_cheap_ways():
     """Two small vehicles, red on the left and blue on the right: "the red vehicle" and
     "the vehicle on the left" both single out the red one at the same cost."""
-    synthetic = load_script('data_prep/synthetic.py')
     vehicle = synthetic.CATEGORIES[0]
 
     def scene_object(colour, horizontal):
@@ -337,9 +339,9 @@ def test_position_preference_picks_a_position_among_equally_cheap_ways():
 
     red, blue = scene_object('red', 0), scene_object('blue', 2)
     rng = np.random.default_rng(0)
-    even = [synthetic._choose_attributes(red, [blue], rng) for _ in range(40)]
+    even = [synthetic.choose_attributes(red, [blue], rng) for _ in range(40)]
     assert {str(a) for a in even} == {"['colour']", "[('side', 0, None)]"}
-    preferred = [synthetic._choose_attributes(red, [blue], rng, position_preference=1.0)
+    preferred = [synthetic.choose_attributes(red, [blue], rng, position_preference=1.0)
                  for _ in range(40)]
     assert all(a == [('side', 0, None)] for a in preferred)
 
@@ -377,7 +379,6 @@ def test_difficulty_options(tmp_path):
 
 
 def test_demo_prepares_data_as_the_config_says_and_reuses_it(tmp_path, capsys):
-    demo = load_script('tools/run_demo.py')
     raw, out = str(tmp_path / 'raw'), str(tmp_path / 'converted')
     options = dict(num_images=12, max_objects=2, seed=3)
     demo.prepare_data(options, raw, out)
@@ -409,7 +410,6 @@ def test_demo_prepares_data_as_the_config_says_and_reuses_it(tmp_path, capsys):
 
 # ------------------------------------------------------------------ the demo script
 def test_demo_scores_by_expression_type_by_hand(tmp_path):
-    demo = load_script('tools/run_demo.py')
     raw = tmp_path / 'raw'
     raw.mkdir()
     named = [{'category': 'ship', 'horizontal': 'left'}, {'category': 'ship', 'colour': 'red'},
@@ -452,7 +452,6 @@ def _run_estimate(demo, monkeypatch, step_s, **kwargs):
 
 
 def test_demo_run_time_estimate_by_hand(monkeypatch, capsys):
-    demo = load_script('tools/run_demo.py')
     hook = _run_estimate(demo, monkeypatch, step_s=0.5, budget_s=900)
     # 30 s before training + 25 steps done + 375 steps left at 0.5 s + the test passes:
     # 160 samples at EVAL_COST of a training sample (0.5 s / 16) each
@@ -466,7 +465,6 @@ def test_demo_run_time_estimate_by_hand(monkeypatch, capsys):
 
 
 def test_demo_run_time_estimate_warns_and_stops(monkeypatch, capsys):
-    demo = load_script('tools/run_demo.py')
     with pytest.raises(demo.EstimateDoneError):
         _run_estimate(demo, monkeypatch, step_s=3.0, budget_s=900, stop=True)
     out = capsys.readouterr().out
@@ -479,10 +477,9 @@ def test_demo_run_time_estimate_warns_and_stops(monkeypatch, capsys):
 
 
 def test_demo_cpu_settings_respect_the_user(monkeypatch):
-    demo = load_script('tools/run_demo.py')
     monkeypatch.setenv('MALLOC_ARENA_MAX', '2')
-    assert demo.tune_cpu_process() == {}  # the user chose the allocator: nothing changed
+    assert tune_cpu_process() == {}  # the user chose the allocator: nothing changed
     for name in [name for name in os.environ if name.startswith('MALLOC_')]:
         monkeypatch.delenv(name)
     expected = {'mallopt': 'freed memory kept'} if platform.libc_ver()[0] == 'glibc' else {}
-    assert demo.tune_cpu_process() == expected
+    assert tune_cpu_process() == expected

@@ -1,14 +1,13 @@
 """TextDecoupler: object phrase, category and spatial phrases of referring expressions.
 
 Expectations are written by hand from the conventions in the docstring of
-fianet_mmseg/text/decoupler.py.
+fianet_mmseg/text/decoupler.py and decoupling_rules.py.
 """
 from __future__ import annotations
 
 import json
 
 import pytest
-import spacy
 
 from fianet_mmseg.text import DecoupledText, TextDecoupler
 from fianet_mmseg.text.lexicon import LEXICON_FILE, load_lexicon, plural, term_variants
@@ -232,20 +231,12 @@ def test_decoupled_text_checks_spans():
     assert text.object_phrase == 'car' and text.spatial_phrases == ['on the road']
 
 
-def test_spacy_model_directory(tmp_path):
-    nlp = spacy.blank('en')
-    nlp.add_pipe('sentencizer')
-    nlp.to_disk(tmp_path / 'pipeline')
-    decoupler = TextDecoupler('rrsisd', spacy_model=str(tmp_path / 'pipeline'))
-    assert decoupler.nlp.pipe_names == ['sentencizer', 'fianet_decoupling_rules']
-    _check(decoupler('A tennis court on the lower left'), 'A tennis court on the lower left',
-           'tennis court', 'tennis court', ['on the lower left'])
-
-
-def test_spacy_model_that_cannot_be_loaded(tmp_path):
-    missing = str(tmp_path / 'no_such_pipeline')
-    with pytest.raises(OSError, match='no_such_pipeline'):
-        TextDecoupler(spacy_model=missing)
+def test_spacy_model_is_gone():
+    """The decoupler runs its rules on spaCy's blank English tokeniser only."""
+    decoupler = TextDecoupler('rrsisd')
+    assert decoupler.nlp.pipe_names == ['fianet_decoupling_rules']
+    with pytest.raises(TypeError, match='spacy_model'):
+        TextDecoupler('rrsisd', spacy_model='en_core_web_sm')
 
 
 def test_lexicon_variants():

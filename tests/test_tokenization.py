@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import demo_text_encoder
 
-from fianet_mmseg.structures import TEXT_KEYS
+from fianet_mmseg.constants import TEXT_KEYS
 from fianet_mmseg.text import DecoupledText, ExpressionEncoder, TextDecoupler, load_tokenizer
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER, resolve_pretrained
+from fianet_mmseg.utils import resolve_pretrained
 
 CLS, SEP = 101, 102
 L = 12
@@ -21,15 +22,12 @@ L = 12
 
 @pytest.fixture(scope='module')
 def vocab_dir() -> Path:
-    try:
-        return Path(resolve_pretrained(DEMO_TEXT_ENCODER))
-    except FileNotFoundError as err:
-        pytest.skip(f'demo text encoder not installed: {err}')
+    return Path(resolve_pretrained(demo_text_encoder()))
 
 
 @pytest.fixture(scope='module')
 def tokenizer(vocab_dir):
-    return load_tokenizer(DEMO_TEXT_ENCODER)
+    return load_tokenizer(demo_text_encoder())
 
 
 @pytest.fixture(scope='module')

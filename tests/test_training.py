@@ -13,12 +13,17 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, REPO, load_config, tiny_cli_options, tiny_model_overrides
+from conftest import (
+    CONFIGS,
+    REPO,
+    demo_text_encoder,
+    load_config,
+    tiny_cli_options,
+    tiny_model_overrides,
+)
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
-
-from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 CONFIG = str(CONFIGS / 'fianet_swin-b_rrsisd.py')
 METRIC_NAMES = ('P@0.5', 'P@0.6', 'P@0.7', 'P@0.8', 'P@0.9', 'oIoU', 'mIoU')
@@ -129,7 +134,7 @@ def test_ablation_config_runs_one_iteration(config, rrsisd_root):
     loader_cfg.dataset.data_root = str(rrsisd_root)
     for step in loader_cfg.dataset.pipeline:
         if step['type'] == 'DecoupleAndTokenize':
-            step['tokenizer'] = DEMO_TEXT_ENCODER
+            step['tokenizer'] = demo_text_encoder()
     model = MODELS.build(cfg.model)
     model.init_weights()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)

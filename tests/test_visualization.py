@@ -8,25 +8,27 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
-from mmengine.structures import PixelData
-from mmseg.registry import VISUALIZERS
-from mmseg.structures import SegDataSample
-from test_inference import (
-    CONFIG,
+from conftest import BASE_CONFIG as CONFIG
+from conftest import (
+    load_script,
     make_tiny_checkpoint,
     options_dict,
     split_records,
     tiny_test_options,
 )
+from mmengine.structures import PixelData
+from mmseg.registry import VISUALIZERS
+from mmseg.structures import SegDataSample
 
+from fianet_mmseg.apis.failure_gallery import make_gallery
+from fianet_mmseg.evaluation.sample_results import per_category, read_results
 from fianet_mmseg.visualization import (
     draw_caption,
     draw_mask,
     locate_phrases,
     render_prediction,
 )
-from fianet_mmseg.visualization.refseg_visualizer import OBJECT_COLOR, SPATIAL_COLOR
+from fianet_mmseg.visualization.caption import OBJECT_COLOR, SPATIAL_COLOR
 
 
 def load_tool(name: str):
@@ -219,21 +221,20 @@ def test_per_category_numbers(tmp_path, capsys):
     assert out.index('bridge') < out.index('ship') < out.index('(none)') < out.index('all')
     assert '46.67' in out and '58.62' in out
     assert json.loads((tmp_path / 'summary.json').read_text())['all']['P'] == 60.0
-    by_count = tool.per_category(tool.read_results(str(results)), sort='count')
+    by_count = per_category(read_results(str(results)), sort='count')
     assert list(by_count)[0] == 'ship'
 
 
 def test_per_category_errors_name_file_and_line(tmp_path):
-    tool = load_tool('per_category')
     missing_u = write_jsonl(tmp_path / 'a.jsonl', [RESULTS[0], dict(RESULTS[1], U=None)])
     with pytest.raises(ValueError, match=r'a.jsonl, line 2: field "U"'):
-        tool.read_results(str(missing_u))
+        read_results(str(missing_u))
     too_large = write_jsonl(tmp_path / 'b.jsonl', [dict(RESULTS[0], I=101)])
     with pytest.raises(ValueError, match=r'b.jsonl, line 1: I = 101 is larger than U = 100'):
-        tool.read_results(str(too_large))
+        read_results(str(too_large))
     (tmp_path / 'c.jsonl').write_text('{"I": 1, "U": 2}\nnot json\n')
     with pytest.raises(ValueError, match=r'c.jsonl, line 2: not valid JSON'):
-        tool.read_results(str(tmp_path / 'c.jsonl'))
+        read_results(str(tmp_path / 'c.jsonl'))
 
 
 # ------------------------------------------------------------- failure gallery
@@ -271,6 +272,6 @@ def test_failure_gallery_of_the_worst_expressions(rrsisd_root, tmp_path):
     wrong = write_jsonl(tmp_path / 'wrong.jsonl', [dict(ref_id=7, sent_id=7, expression='x',
                                                         I=0, U=1)])
     with pytest.raises(KeyError, match=r'wrong.jsonl, line 1: no sample with ref_id 7'):
-        load_tool('failure_gallery').make_gallery(
+        make_gallery(
             str(wrong), CONFIG, str(checkpoint), str(tmp_path / 'g2'), k=1,
             cfg_options=options_dict(tiny_test_options(rrsisd_root)))

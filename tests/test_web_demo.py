@@ -5,7 +5,6 @@ gradio; it skips without them, except under CI (``CI`` set), where it fails.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -15,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
-from test_inference import CONFIG, options_dict, tiny_test_options
+from conftest import BASE_CONFIG as CONFIG
+from conftest import load_script, options_dict, require, tiny_test_options
 
 from fianet_mmseg.apis import inference_model, init_model
 
@@ -36,17 +35,10 @@ MAX_LENGTH = 22
 
 def require_browser() -> None:
     """Skip (fail under CI) when Chromium, Playwright or gradio is missing."""
-    missing = []
-    if not os.path.isfile(CHROMIUM):
-        missing.append(f'{CHROMIUM} (apt-get install chromium)')
-    for module, extra in (('playwright', 'dev'), ('gradio', 'web')):
-        if importlib.util.find_spec(module) is None:
-            missing.append(f'the Python package {module} (pip install "fianet-mmseg[{extra}]")')
-    if missing:
-        reason = 'browser test needs ' + ', '.join(missing)
-        if os.environ.get('CI'):
-            pytest.fail(f'{reason}; CI must run it (.ci/run installs Chromium)')
-        pytest.skip(reason)
+    require(f'Chromium ({CHROMIUM})', 'apt-get install chromium; .ci/run installs it',
+            available=os.path.isfile(CHROMIUM))
+    require('playwright', 'pip install "fianet-mmseg[dev]"')
+    require('gradio', 'pip install "fianet-mmseg[web]"')
 
 
 def free_port() -> int:
@@ -145,7 +137,7 @@ def test_segmenter_outputs(web, model, tmp_path):
     requests = sorted((tmp_path / 'work').iterdir())
     assert len(requests) == 2 and Path(newest).parent in requests and Path(newest).is_file()
     # a GeoTIFF window with chosen bands: the mask is georeferenced
-    rasterio = pytest.importorskip('rasterio')
+    rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
     from affine import Affine
 
     data = np.random.default_rng(3).integers(0, 4000, (4, 40, 60)).astype(np.uint16)
@@ -181,7 +173,7 @@ def test_segmenter_outputs(web, model, tmp_path):
 
 def test_a_scene_larger_than_a_window_goes_through_the_scene_path(web, model, tmp_path):
     """A georeferenced upload of 4 x 3 windows: the scene path's outputs, with progress."""
-    rasterio = pytest.importorskip('rasterio')
+    rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
     from scene_helpers import mosaic, write_scene
 
     from fianet_mmseg.apis.scene import SceneInferencer
@@ -279,8 +271,8 @@ def test_page_in_headless_chromium(web, model, tmp_path, monkeypatch):
 def test_missing_browser_skips_but_fails_under_ci(monkeypatch):
     monkeypatch.setitem(globals(), 'CHROMIUM', '/nonexistent/chromium')
     monkeypatch.setenv('CI', 'true')
-    with pytest.raises(pytest.fail.Exception, match=r'/nonexistent/chromium.*CI must run it'):
+    with pytest.raises(pytest.fail.Exception, match=r'nonexistent/chromium.*CI must run every'):
         require_browser()
     monkeypatch.delenv('CI')
-    with pytest.raises(pytest.skip.Exception, match='/nonexistent/chromium'):
+    with pytest.raises(pytest.skip.Exception, match=r'/nonexistent/chromium.*apt-get install'):
         require_browser()

@@ -22,7 +22,7 @@ from typing import Any, Dict, Mapping
 
 from mmengine.config import Config, DictAction
 
-from fianet_mmseg.apis.checkpoint_loading import load_weights, read_checkpoint_for_model
+from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
 from fianet_mmseg.text import load_tokenizer
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 

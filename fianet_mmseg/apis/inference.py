@@ -41,8 +41,8 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from torch import nn
 
+from ..checkpoint import load_weights, read_checkpoint_for_model
 from ..utils.image_io import GeoImage, read_image
-from .checkpoint_loading import load_weights, read_checkpoint_for_model
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]

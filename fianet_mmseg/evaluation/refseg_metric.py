@@ -23,7 +23,8 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from ..structures import INPUT_SIZE_PRED
+from ..constants import INPUT_SIZE_PRED
+from ..utils.iou import intersection_and_union, sample_iou, summarize_ious
 
 EVAL_SIZES = ('input', 'original')
 # Per-sample metadata copied from the data sample into the results (and the JSON lines).
@@ -68,29 +69,6 @@ def _plain(value):
     return value
 
 
-def intersection_and_union(pred: np.ndarray, gt: np.ndarray,
-                           ignore_index: int = 255) -> Tuple[int, int]:
-    """Foreground intersection and union of one sample.
-
-    Args:
-        pred: ``(H, W)`` predicted labels (1 = referred object, else background).
-        gt: ``(H, W)`` ground truth (1 = object, 0 = background,
-            ``ignore_index`` = left out).
-
-    Returns:
-        ``(I, U)`` pixel counts.
-    """
-    valid = gt != ignore_index
-    pred_fg = (pred == 1) & valid
-    gt_fg = gt == 1
-    return int(np.count_nonzero(pred_fg & gt_fg)), int(np.count_nonzero(pred_fg | gt_fg))
-
-
-def sample_iou(intersection: int, union: int) -> float:
-    """``I / U``; 0 when ``U == 0`` (the reference's convention)."""
-    return intersection / union if union > 0 else 0.0
-
-
 @METRICS.register_module()
 class RefSegMetric(BaseMetric):
     """Precision@k, overall IoU and mean IoU of referring segmentation.
@@ -108,9 +86,6 @@ class RefSegMetric(BaseMetric):
             training target of the configs' ``Resize(backend='pillow')``) or
             ``'original'`` (``pred_sem_seg`` against ``gt_sem_seg`` at the
             original image size).
-        gt_resize_backend: ``'pillow'`` (the reference's nearest filter) or
-            ``'cv2'`` (OpenCV's, which samples other pixels; for comparisons with
-            pipelines that resize with OpenCV) for ``eval_size='input'``.
         thresholds: IoU thresholds of the precisions, each in (0, 1].
         per_category: also report the mIoU of each category (and log a table).
         ignore_index: ground-truth label left out of I and U.
@@ -132,7 +107,6 @@ class RefSegMetric(BaseMetric):
 
     def __init__(self,
                  eval_size: str = 'input',
-                 gt_resize_backend: str = 'pillow',
                  thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
                  per_category: bool = True,
                  ignore_index: int = 255,
@@ -148,11 +122,7 @@ class RefSegMetric(BaseMetric):
         if not thresholds or any(not 0 < t <= 1 for t in thresholds):
             raise ValueError(f'thresholds must be a non-empty list of values in (0, 1], '
                              f'got {thresholds}')
-        if gt_resize_backend not in ('pillow', 'cv2'):
-            raise ValueError(f"gt_resize_backend must be 'pillow' or 'cv2', got "
-                             f"'{gt_resize_backend}'")
         self.eval_size = eval_size
-        self.gt_resize_backend = gt_resize_backend
         self.thresholds = thresholds
         self.per_category = per_category
         self.ignore_index = ignore_index
@@ -193,7 +163,7 @@ class RefSegMetric(BaseMetric):
             codes[gt == 1] = _FOREGROUND
             codes[gt == self.ignore_index] = _IGNORED
             codes = mmcv.imresize(codes, (width, height), interpolation='nearest',
-                                  backend=self.gt_resize_backend)
+                                  backend='pillow')
             gt = np.where(codes == _IGNORED, self.ignore_index, (codes == _FOREGROUND))
         return pred, gt
 
@@ -225,13 +195,7 @@ class RefSegMetric(BaseMetric):
     # -- whole set --------------------------------------------------------------------
     def _summary(self, results: List[dict]) -> Dict[str, float]:
         """Percent P@t, oIoU and mIoU of a list of per-sample results."""
-        ious = np.array([sample_iou(r['I'], r['U']) for r in results], dtype=np.float64)
-        total_union = sum(r['U'] for r in results)
-        summary = {f'P@{t:g}': 100.0 * float(np.mean(ious >= t)) for t in self.thresholds}
-        summary['oIoU'] = 100.0 * sum(r['I'] for r in results) / total_union \
-            if total_union > 0 else 0.0
-        summary['mIoU'] = 100.0 * float(ious.mean())
-        return summary
+        return summarize_ious(results, self.thresholds)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Metrics in percent; logs tables and writes ``output_file`` if set."""

@@ -1,5 +1,6 @@
 """FIANet's model components, registered in mmseg's ``MODELS``."""
 from .backbones import FIAMSwinTransformer
+from .batch_augments import BatchBlackBoxes
 from .data_preprocessor import RefSegDataPreProcessor
 from .decode_heads import SimpleDecodeHead
 from .losses import ClasswiseDiceLoss, WeightedCrossEntropyLoss
@@ -7,5 +8,6 @@ from .necks import TMEM
 from .segmentors import FIANet
 from .text_encoders import BertTextEncoder
 
-__all__ = ['BertTextEncoder', 'ClasswiseDiceLoss', 'FIAMSwinTransformer', 'FIANet',
-           'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM', 'WeightedCrossEntropyLoss']
+__all__ = ['BatchBlackBoxes', 'BertTextEncoder', 'ClasswiseDiceLoss', 'FIAMSwinTransformer',
+           'FIANet', 'RefSegDataPreProcessor', 'SimpleDecodeHead', 'TMEM',
+           'WeightedCrossEntropyLoss']

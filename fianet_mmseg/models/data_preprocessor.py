@@ -1,12 +1,13 @@
 """Batching for referring segmentation: images plus text tensors."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence, Union
 
 import torch
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
+from .batch_augments import BatchAugments
 from .utils import stack_text_inputs
 
 
@@ -20,18 +21,30 @@ class RefSegDataPreProcessor(SegDataPreProcessor):
     stacked there. When all images share one size and no padding is asked
     for, the conversion and normalisation run once on the stacked batch
     (the same tensors and, in training, the same data-sample metainfo as
-    mmseg's path; ``batch_augments`` apply in training on either path).
-    The text fields of the data samples (``input_ids`` and the three masks,
-    (L,) each) are stacked into (B, L) tensors and returned as ``text``,
-    which :class:`FIANet` takes as a keyword argument.
+    mmseg's path; ``batch_augments`` apply in training on either path, after
+    the normalisation, as in mmseg). The text fields of the data samples
+    (``input_ids`` and the three masks, (L,) each) are stacked into (B, L)
+    tensors and returned as ``text``, which :class:`FIANet` takes as a
+    keyword argument; a batch of ``refseg_collate`` brings them stacked (and
+    pinned) as ``data['text']``, which is then used as it is.
 
     Args:
         non_blocking (bool): Non-blocking host-to-device copies. Default: True.
+        batch_augments (dict | list[dict] | callable | None): Batch
+            augmentations: configs of ``MODELS`` (e.g. ``BatchBlackBoxes``),
+            built and applied in order, or a callable ``(inputs, data_samples)
+            -> (inputs, data_samples)`` as mmseg takes it. Default: None.
         **kwargs: :class:`SegDataPreProcessor` arguments.
     """
 
-    def __init__(self, non_blocking: bool = True, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, non_blocking: bool = True,
+                 batch_augments: Union[dict, Sequence[dict], Any, None] = None,
+                 **kwargs) -> None:
+        if isinstance(batch_augments, dict):
+            batch_augments = [batch_augments]
+        if isinstance(batch_augments, (list, tuple)):
+            batch_augments = BatchAugments([MODELS.build(cfg) for cfg in batch_augments])
+        super().__init__(batch_augments=batch_augments, **kwargs)
         self._non_blocking = non_blocking
 
     def _needs_padding(self, training: bool) -> bool:
@@ -42,7 +55,11 @@ class RefSegDataPreProcessor(SegDataPreProcessor):
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
         """Returns ``dict(inputs=(B, 3, H, W), data_samples=..., text={...})``."""
         data_samples = data.get('data_samples')
-        text = stack_text_inputs(data_samples)
+        if 'text' in data:  # stacked by refseg_collate
+            text = data['text']
+            data = {key: value for key, value in data.items() if key != 'text'}
+        else:
+            text = stack_text_inputs(data_samples)
         inputs = data['inputs']
         same_size = all(img.shape == inputs[0].shape for img in inputs)
         if not same_size or self._needs_padding(training):

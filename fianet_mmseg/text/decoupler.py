@@ -3,122 +3,22 @@
 FIANet gives its text encoder three masks: the whole expression, the referred
 ground object and the spatial description. :class:`TextDecoupler` finds the
 character spans of the last two with spaCy's tokeniser (``spacy.blank('en')``, no
-statistical model), a :class:`~spacy.matcher.PhraseMatcher` over the word lists of
-``lexicon.json`` (see :mod:`fianet_mmseg.text.lexicon`) and the rules below, run as
-the spaCy pipeline component ``fianet_decoupling_rules``. It replaces the
-reference's NLTK chunking (docs/reference.md section 6); spans are offsets into the exact
-string given (capitals and hyphens kept), so wordpieces can be projected correctly.
-
-Conventions
------------
-Word classes come from the lexicon: category terms, landmark nouns, prepositions
-(single and multi-word: ``next to``, ``in front of``, ``closest to`` ...), location
-words (``left``, ``upper``, ``middle``, ``corner``, ``leftmost`` ...), location verbs
-(``located``, ``parked``, ``driving``, ``surrounded`` ...), transitive location verbs
-(``crossing``, ``facing`` ...), adverbs (``directly``, ``just`` ...) and function
-words. The longest lexicon match wins; ties go to category > preposition > verb >
-location word > landmark. A hyphen or slash between two words with no space
-around it (``heavy-duty``, ``top-left``) is part of the word.
-
-The expression is cut into phrases:
-
-* A **spatial phrase** starts at a preposition and runs to the next boundary: a
-  preposition other than ``of``, a copula (``is``, ``are``), a relative word
-  (``which``, ``that``), ``with``, a transitive location verb, or punctuation. So
-  an ``of`` complement stays inside (``on the lower left of the roundabout`` is
-  ONE span), and a following ``in the middle`` is a SEPARATE span:
-  ``on the right of the tennis court in the middle`` -> ``on the right of the
-  tennis court`` + ``in the middle`` (which noun it describes is not resolved;
-  both go to the position mask).
-* Location verbs, adverbs and location words directly before a preposition open
-  its spatial phrase: ``parked along the road``, ``driving on the road``,
-  ``surrounded by building``, ``located directly above the bridge``, ``right next
-  to the pond``. A transitive location verb opens one by itself: ``crossing the
-  river``. An unknown word ending in ``-ing`` / ``-ed`` right after a category
-  or landmark noun and before a preposition is taken as such a verb (``ship
-  sailing on the sea``, ``trees planted along the road``). A copula is never
-  part of a span (``is on the right`` -> ``on the right``).
-* ``and`` / ``or`` inside a spatial phrase continue it when a location word,
-  landmark or category noun follows before the next boundary (``on the top and
-  left``), always after ``between`` / ``among``; otherwise the phrase ends.
-* A phrase that starts with ``with`` / ``without`` / ``having`` ... describes the
-  object, not its position: it is in NEITHER span (``the building with a red
-  roof`` -> object ``building``, no spatial span). The object span stays the noun
-  phrase before it. Like any phrase it ends at the next preposition, which opens
-  a spatial phrase (``the building with a red roof on the left`` -> ``on the
-  left``).
-* Every other phrase is a **noun phrase**. The first noun phrase that has content
-  besides determiners and location words is the referred object, wherever it
-  stands (``On the left is a storage tank`` -> ``storage tank``); landmarks inside
-  spatial phrases never are (``The basketball court is on the right of the tennis
-  court`` -> ``basketball court``).
-* Object span: that noun phrase without determiners (``the``, ``a``, ``this``
-  ...), without leading location words and without trailing location words
-  (each such run is a spatial span of its own: ``the leftmost tennis court`` ->
-  object ``tennis court``, spatial ``leftmost``; ``the upper left storage tank``
-  -> spatial ``upper left``; ``the ship left of the bridge`` -> spatial ``left of
-  the bridge``), and without trailing verbs or conjunctions. Attribute words
-  (colour, size, shape, numerals, ordinals, comparatives) and an ``of``
-  complement that is not after a location word stay in it (``large frustum of a
-  cone chimney``). A location word BETWEEN attribute words stays in the object
-  span and is also reported as a spatial span, so the two may overlap (``the
-  small upper tank`` -> object ``small upper tank``, spatial ``upper``).
-* ``and`` / ``or`` in a noun phrase join attributes (``white and gray storage
-  tank``); after a category noun they end the phrase (``the storage tank and the
-  ship`` -> ``storage tank``).
-* A noun phrase made only of location words is a spatial span (``The tank is
-  leftmost`` -> ``leftmost``; ``the left of the image`` -> one span).
-* Category: the canonical name of the last category term in the object span
-  before its first ``of`` (else the last one after it): ``heavy-duty vehicle`` ->
-  ``vehicle``, ``storagetanks`` -> ``storage tank``. None when the object span has
-  no category term of the configured data set(s) (``the red thing on the left``
-  -> object ``red thing``, category None) or there is no object span. Which
-  terms name which category depends on the data set (``car`` is RefSegRS's
-  ``car`` but RRSIS-D's ``vehicle``; see :mod:`fianet_mmseg.text.lexicon`).
-* Pronoun heads are not treated specially: ``the leftmost one`` -> object ``one``.
-
-Known limits: no part-of-speech information, so a word that is both a location
-word and something else is always read as a location word, and unknown words are
-taken as attributes or nouns of the phrase they are in.
+statistical model) and the rules of :mod:`fianet_mmseg.text.decoupling_rules`
+(which states them), run as the spaCy pipeline component ``fianet_decoupling_rules``.
+It replaces the reference's NLTK chunking (docs/reference.md section 6); spans are
+offsets into the exact string given (capitals and hyphens kept), so wordpieces can be
+projected correctly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Tuple
 
 import spacy
 from spacy.language import Language
-from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc, Span, Token
-from spacy.util import filter_spans
 
-from .lexicon import Lexicon, check_dataset, load_lexicon
-
-RULES_COMPONENT = 'fianet_decoupling_rules'
-OBJECT_SPANS_KEY = 'fianet_object'
-SPATIAL_SPANS_KEY = 'fianet_spatial'
-
-# Word classes.
-CAT, LANDMARK, PREP, LOC, VERB, VERB_T, ADV = 'CAT', 'LANDMARK', 'PREP', 'LOC', 'VERB', \
-    'VERB_T', 'ADV'
-DET, COPULA, REL, EXPL, WITH, CONJ, OF = 'DET', 'COPULA', 'REL', 'EXPL', 'WITH', 'CONJ', 'OF'
-DET_OR_REL, PUNCT, GLUE, SPACE, WORD = 'DET_OR_REL', 'PUNCT', 'GLUE', 'SPACE', 'WORD'
-
-_LEXICON_CLASSES = (  # (class, spatial key) in priority order, after categories
-    (PREP, 'prepositions'), (VERB_T, 'transitive_location_verbs'), (VERB, 'location_verbs'),
-    (LOC, 'location_words'), (ADV, 'adverbs'))
-_FUNCTION_CLASSES = (
-    (OF, 'of'), (WITH, 'attribute_prepositions'), (CONJ, 'conjunctions'),
-    (COPULA, 'copulas'), (EXPL, 'expletives'), (DET, 'determiners'), (REL, 'relatives'))
-_TRANSPARENT = frozenset({SPACE, GLUE})
-_NOT_CONTENT = frozenset({DET, SPACE, GLUE, CONJ, OF})
-_TRAILING_JUNK = frozenset({DET, SPACE, GLUE, CONJ, ADV, VERB, OF})
-_LOOKAHEAD_STOP = frozenset({PUNCT, COPULA, REL, PREP, WITH, CONJ, VERB, VERB_T})
-_SPAN_ANCHORS = frozenset({LOC, LANDMARK, CAT})
-_GROUP_PREPS = frozenset({'between', 'in between', 'among', 'amongst'})
-
-NOMINAL, SPATIAL, ATTRIBUTE = 'nominal', 'spatial', 'attribute'
-TokenSpan = Tuple[int, int]
+from .decoupling_rules import OBJECT_SPANS_KEY, RULES_COMPONENT, SPATIAL_SPANS_KEY, DecouplingRules
+from .lexicon import check_dataset
 
 
 @dataclass(frozen=True)
@@ -155,319 +55,25 @@ class DecoupledText:
         return [self.expression[start:end] for start, end in self.spatial_spans]
 
 
-def _is_word(token: Token) -> bool:
-    return token.is_alpha or token.is_digit
-
-
-@dataclass
-class _Unit:
-    start: int  # token indices [start, end)
-    end: int
-    cls: str
-    text: str  # lower case
-    category: str | None = None
-
-
-@dataclass
-class _Phrase:
-    kind: str
-    units: List[_Unit] = field(default_factory=list)
-    prep: str = ''
-
-    def has_content(self) -> bool:
-        return any(unit.cls not in _NOT_CONTENT for unit in self.units)
-
-
-class DecouplingRules:
-    """spaCy component: writes the object span and the spatial spans of a Doc.
-
-    ``doc.spans['fianet_object']`` holds zero or one span, labelled with the
-    canonical category ('' when unknown); ``doc.spans['fianet_spatial']`` holds
-    the spatial spans (label ``SPATIAL``), in order.
-
-    Args:
-        nlp (Language): The pipeline (its tokeniser builds the match patterns).
-        dataset (str | None): ``'rrsisd'``, ``'refsegrs'`` or None (both).
-    """
-
-    def __init__(self, nlp: Language, dataset: str | None = None) -> None:
-        self.lexicon: Lexicon = load_lexicon(check_dataset(dataset))
-        self.matcher = PhraseMatcher(nlp.vocab, attr='LOWER')
-        classes: Dict[str, str] = {}
-        for term, category in self.lexicon.category_terms.items():
-            classes[term] = f'{CAT}|{category}'
-        for cls, key in _LEXICON_CLASSES:
-            for term in self.lexicon.spatial[key]:
-                classes.setdefault(term, cls)
-        for term in self.lexicon.landmarks:
-            classes.setdefault(term, LANDMARK)
-        by_label: Dict[str, List[str]] = {}
-        for term, label in classes.items():
-            by_label.setdefault(label, []).append(term)
-        for label, terms in sorted(by_label.items()):
-            self.matcher.add(label, [nlp.make_doc(term) for term in sorted(terms)])
-        self.function_classes: Dict[str, str] = {}
-        for cls, key in _FUNCTION_CLASSES:
-            for word in self.lexicon.function_words[key]:
-                known = self.function_classes.get(word)
-                self.function_classes[word] = DET_OR_REL if {known, cls} == {DET, REL} \
-                    else known or cls
-
-    # ------------------------------------------------------------------ units
-    def _units(self, doc: Doc) -> List[_Unit]:
-        matched = {span.start: span for span in filter_spans(self.matcher(doc, as_spans=True))}
-        units: List[_Unit] = []
-        index = 0
-        while index < len(doc):
-            span = matched.get(index)
-            if span is not None:
-                cls, _, category = span.label_.partition('|')
-                units.append(_Unit(span.start, span.end, cls, span.text.lower(),
-                                   category or None))
-                index = span.end
-                continue
-            token = doc[index]
-            units.append(_Unit(index, index + 1, self._token_class(doc, index), token.lower_))
-            index += 1
-        return units
-
-    def _token_class(self, doc: Doc, index: int) -> str:
-        token = doc[index]
-        if token.is_space:
-            return SPACE
-        known = self.function_classes.get(token.lower_)
-        if known is not None:
-            return known
-        if token.is_punct:
-            inside_word = (0 < index < len(doc) - 1 and not token.whitespace_
-                           and not doc[index - 1].whitespace_
-                           and _is_word(doc[index - 1]) and _is_word(doc[index + 1]))
-            return GLUE if inside_word else PUNCT
-        return WORD
-
-    # ---------------------------------------------------------------- phrases
-    def _phrases(self, units: List[_Unit]) -> List[_Phrase]:
-        phrases: List[_Phrase] = []
-        current: _Phrase | None = None
-
-        def close() -> None:
-            nonlocal current
-            if current is not None and current.units:
-                phrases.append(current)
-            current = None
-
-        for index, unit in enumerate(units):
-            cls = unit.cls
-            if cls in _TRANSPARENT:
-                if current is not None:
-                    current.units.append(unit)
-                continue
-            if cls == DET_OR_REL:
-                cls = REL if current is not None and current.has_content() else DET
-                unit.cls = cls
-            if cls == EXPL and current is not None and current.units[-1].cls == PREP:
-                current.units.append(unit)  # "next to it"
-            elif cls in (PUNCT, COPULA, REL, EXPL):
-                close()
-            elif cls == PREP:
-                opening = self._steal(current)
-                close()
-                current = _Phrase(SPATIAL, opening + [unit], prep=unit.text)
-            elif cls == VERB_T and (current is None or current.has_content()):
-                close()
-                current = _Phrase(SPATIAL, [unit], prep=unit.text)
-            elif cls == WITH:
-                close()
-                current = _Phrase(ATTRIBUTE, [unit])
-            elif cls == CONJ:
-                if current is not None and self._conjunction_continues(current, units, index):
-                    current.units.append(unit)
-                else:
-                    close()
-            else:
-                if current is None:
-                    current = _Phrase(NOMINAL)
-                current.units.append(unit)
-        close()
-        return phrases
-
-    @staticmethod
-    def _steal(phrase: _Phrase | None) -> List[_Unit]:
-        """Pop the verbs / adverbs / location words that open the next spatial phrase."""
-        if phrase is None:
-            return []
-        allowed = {ADV, VERB, SPACE, GLUE}
-        if phrase.kind != SPATIAL:
-            allowed.add(LOC)
-        units = phrase.units
-        cut = len(units)
-        while cut > 0:
-            unit = units[cut - 1]
-            participle = (phrase.kind != SPATIAL and unit.cls == WORD and cut >= 2
-                          and units[cut - 2].cls in (CAT, LANDMARK)
-                          and len(unit.text) > 4 and unit.text.endswith(('ing', 'ed')))
-            if unit.cls not in allowed and not participle:
-                break
-            cut -= 1
-        while cut < len(phrase.units) and phrase.units[cut].cls in _TRANSPARENT:
-            cut += 1
-        stolen = units[cut:]
-        del units[cut:]
-        return stolen
-
-    @staticmethod
-    def _conjunction_continues(phrase: _Phrase, units: Sequence[_Unit], index: int) -> bool:
-        if phrase.kind == ATTRIBUTE:
-            return True
-        if phrase.kind == NOMINAL:  # "white and gray tank", not "the tank and the ship"
-            return not any(unit.cls == CAT for unit in phrase.units)
-        if phrase.prep in _GROUP_PREPS:
-            return True
-        for unit in units[index + 1:]:
-            if unit.cls in _LOOKAHEAD_STOP:
-                return False
-            if unit.cls in _SPAN_ANCHORS:
-                return True
-        return False
-
-    # ------------------------------------------------------------ nominals
-    @staticmethod
-    def _trim(units: Sequence[_Unit], start: int, end: int,
-              junk: frozenset = _TRAILING_JUNK) -> TokenSpan:
-        """Unit range [start, end) without leading / trailing units of ``junk``."""
-        while start < end and units[start].cls in _NOT_CONTENT:
-            start += 1
-        while end > start and units[end - 1].cls in junk:
-            end -= 1
-        return start, end
-
-    @staticmethod
-    def _location_run_end(units: Sequence[_Unit], start: int) -> int:
-        end = start
-        while end < len(units):
-            cls = units[end].cls
-            joins_locations = cls == CONJ and end + 1 < len(units) and units[end + 1].cls == LOC
-            if cls not in (LOC, GLUE, SPACE) and not joins_locations:
-                break
-            end += 1
-        while end > start and units[end - 1].cls != LOC:
-            end -= 1
-        return end
-
-    def _nominal(self, units: List[_Unit]) -> Tuple[TokenSpan | None, List[TokenSpan]]:
-        """Object unit range (or None) and spatial unit ranges of a noun phrase."""
-        spatial: List[TokenSpan] = []
-        size = len(units)
-        start = 0
-        while start < size and units[start].cls in _NOT_CONTENT:
-            start += 1
-        lead_end = self._location_run_end(units, start)
-        if lead_end > start:
-            after = lead_end
-            while after < size and units[after].cls in _TRANSPARENT:
-                after += 1
-            if after == size or units[after].cls == OF:
-                return None, [self._trim(units, start, size)]
-            spatial.append((start, lead_end))
-            start = after
-        of_index = next((i for i in range(start, size) if units[i].cls == OF), size)
-        tail = of_index
-        while tail > start and units[tail - 1].cls in (LOC, GLUE, SPACE):
-            tail -= 1
-        tail_start, _ = self._trim(units, tail, of_index, junk=frozenset())
-        has_tail = any(units[i].cls == LOC for i in range(tail_start, of_index))
-        obj_end = size
-        if has_tail and tail_start > start:
-            spatial.append(self._trim(units, tail_start, size if of_index < size else of_index))
-            obj_end = tail_start
-        obj_start, obj_end = self._trim(units, start, obj_end)
-        if obj_end <= obj_start:
-            return None, spatial
-        index = obj_start
-        while index < obj_end:  # location words between attributes: also spatial
-            if units[index].cls == LOC:
-                run_end = min(self._location_run_end(units, index), obj_end)
-                spatial.append((index, run_end))
-                index = run_end
-            else:
-                index += 1
-        return (obj_start, obj_end), spatial
-
-    @staticmethod
-    def _category(units: Sequence[_Unit]) -> str | None:
-        of_index = next((i for i, u in enumerate(units) if u.cls == OF), len(units))
-        for part in (units[:of_index], units[of_index:]):
-            found = [unit.category for unit in part if unit.cls == CAT]
-            if found:
-                return found[-1]
-        return None
-
-    # --------------------------------------------------------------- __call__
-    def __call__(self, doc: Doc) -> Doc:
-        units = self._units(doc)
-        object_span: Span | None = None
-        spatial: List[Span] = []
-
-        def to_span(phrase_units: Sequence[_Unit], label: str) -> Span:
-            return Span(doc, phrase_units[0].start, phrase_units[-1].end, label=label)
-
-        for phrase in self._phrases(units):
-            if phrase.kind == SPATIAL:
-                start, end = self._trim(phrase.units, 0, len(phrase.units))
-                if end > start:
-                    spatial.append(to_span(phrase.units[start:end], 'SPATIAL'))
-            elif phrase.kind == NOMINAL:
-                obj, ranges = self._nominal(phrase.units)
-                spatial += [to_span(phrase.units[s:e], 'SPATIAL') for s, e in ranges if e > s]
-                if obj is not None and object_span is None:
-                    obj_units = phrase.units[obj[0]:obj[1]]
-                    object_span = to_span(obj_units, self._category(obj_units) or '')
-        doc.spans[OBJECT_SPANS_KEY] = [object_span] if object_span is not None else []
-        doc.spans[SPATIAL_SPANS_KEY] = sorted(spatial, key=lambda span: (span.start, span.end))
-        return doc
-
-
-@Language.factory(RULES_COMPONENT, default_config={'dataset': None})
-def make_decoupling_rules(nlp: Language, name: str,
-                          dataset: str | None) -> DecouplingRules:
-    """Factory of the ``fianet_decoupling_rules`` pipeline component."""
-    return DecouplingRules(nlp, dataset)
-
-
-def _load_pipeline(spacy_model: str) -> Language:
-    try:
-        return spacy.load(spacy_model)
-    except (OSError, ValueError, ImportError) as err:
-        raise OSError(
-            f'TextDecoupler: cannot load the spaCy pipeline {spacy_model!r}: give the name of '
-            f'an installed spaCy package or the path of a pipeline directory, or leave '
-            f"spacy_model=None for the built-in rules on spacy.blank('en') ({err})") from err
-
 
 class TextDecoupler:
     """Split an expression into the referred object and its spatial phrases.
 
-    See the module docstring for the conventions.
+    See :mod:`fianet_mmseg.text.decoupling_rules` for the conventions.
 
     Args:
         dataset (str | None): Category set: ``'rrsisd'``, ``'refsegrs'`` or None
             (the categories of both).
-        spacy_model (str | None): None: ``spacy.blank('en')`` plus the rules (no
-            download). Otherwise an installed spaCy package name or a pipeline
-            directory, loaded with :func:`spacy.load`; its tokeniser and
-            components run first, then the rules (which use only the words).
+
+    The pipeline ``nlp`` is ``spacy.blank('en')`` (spaCy's English tokeniser,
+    no statistical model: the rules use only the words) plus the rules.
     """
 
-    def __init__(self, dataset: str | None = None, spacy_model: str | None = None) -> None:
+    def __init__(self, dataset: str | None = None) -> None:
         self.dataset = check_dataset(dataset)
-        self.spacy_model = spacy_model
-        nlp = spacy.blank('en') if spacy_model is None else _load_pipeline(spacy_model)
-        if RULES_COMPONENT in nlp.pipe_names:
-            nlp.remove_pipe(RULES_COMPONENT)
-        self._rules: DecouplingRules = nlp.add_pipe(
+        self.nlp: Language = spacy.blank('en')
+        self._rules: DecouplingRules = self.nlp.add_pipe(
             RULES_COMPONENT, config={'dataset': self.dataset}, last=True)
-        self.nlp = nlp
-        self._rules_only = nlp.pipe_names == [RULES_COMPONENT]
         self.categories: List[str] = list(self._rules.lexicon.categories)
 
     def __call__(self, expression: str) -> DecoupledText:
@@ -475,10 +81,7 @@ class TextDecoupler:
         if not isinstance(expression, str):
             raise TypeError(f'TextDecoupler: expected a str expression, got '
                             f'{type(expression).__name__}: {expression!r}')
-        if self._rules_only:  # skips Language.__call__ bookkeeping
-            doc = self._rules(self.nlp.make_doc(expression))
-        else:
-            doc = self.nlp(expression)
+        doc = self._rules(self.nlp.make_doc(expression))  # no Language.__call__ bookkeeping
         objects = doc.spans[OBJECT_SPANS_KEY]
         obj = objects[0] if len(objects) else None
         return DecoupledText(
@@ -489,5 +92,4 @@ class TextDecoupler:
         )
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(dataset={self.dataset!r}, '
-                f'spacy_model={self.spacy_model!r})')
+        return f'{type(self).__name__}(dataset={self.dataset!r})'

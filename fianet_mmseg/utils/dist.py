@@ -10,7 +10,7 @@ import torch.distributed as dist
 def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> bool:
     """Start the process group with gloo when launched without CUDA.
 
-    mmengine 0.10.7 calls ``torch.cuda.set_device`` while initialising the
+    mmengine 0.10.x calls ``torch.cuda.set_device`` while initialising the
     ``pytorch`` launcher, which fails on CPU-only builds of torch. When no GPU
     is available, this initialises the process group from the launcher's
     environment (``torch.distributed.run`` sets RANK, WORLD_SIZE,

@@ -26,8 +26,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='token length L (22 for RRSIS-D, 20 for RefSegRS)')
     parser.add_argument('--dataset', choices=['rrsisd', 'refsegrs'], default=None,
                         help='category set (default: both)')
-    parser.add_argument('--spacy-model', default=None,
-                        help="installed spaCy pipeline (default: spacy.blank('en'))")
     return parser.parse_args(argv)
 
 
@@ -38,7 +36,7 @@ def covered(tokens: List[str], mask: np.ndarray) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    decoupler = TextDecoupler(args.dataset, args.spacy_model)
+    decoupler = TextDecoupler(args.dataset)
     encoder = ExpressionEncoder(args.tokenizer, args.max_length)
     for expression in args.expressions:
         decoupled = decoupler(expression)

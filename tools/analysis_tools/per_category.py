@@ -6,10 +6,10 @@
 
 Prints, per category and for all samples: the number of expressions, mIoU
 (mean of the per-sample IoUs), oIoU (sum of intersections / sum of unions)
-and P@0.5 (share of samples with IoU >= 0.5), in percent. IoUs are recomputed
-from each line's ``I`` and ``U`` (``U = 0`` counts as IoU 0, as in
-``RefSegMetric``); samples without a category are listed as ``(none)``.
-Categories are sorted by mIoU, best first (``--sort``); the totals come last.
+and P@0.5 (share of samples with IoU >= 0.5), in percent, computed as
+``RefSegMetric`` computes them (``U = 0`` counts as IoU 0); samples without a
+category are listed as ``(none)``. Categories are sorted by mIoU, best first
+(``--sort``); the totals come last (:mod:`fianet_mmseg.evaluation.sample_results`).
 
 With ``--gallery-dir`` it also writes the failure gallery of the ``--k``
 worst expressions (see ``tools/analysis_tools/failure_gallery.py``).
@@ -18,90 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os.path as osp
-import sys
-from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmengine.config import DictAction
-from prettytable import PrettyTable
 
-from fianet_mmseg.utils.jsonl import read_jsonl
-
-NO_CATEGORY = '(none)'
-TOTAL = 'all'
-SORT_KEYS = {'miou': 'mIoU', 'oiou': 'oIoU', 'p': 'P', 'count': 'count', 'name': 'name'}
-
-
-def _count(record: dict, key: str, where: str) -> int:
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-            or value != int(value):
-        raise ValueError(f'{where}: field "{key}" must be a non-negative integer, got {value!r}')
-    return int(value)
-
-
-def read_results(path: str) -> List[dict]:
-    """The per-sample records of a results JSONL file, with ``line`` and ``iou`` added.
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: Bad JSON, missing / invalid ``I`` or ``U``, ``I > U``, no
-            records; the message names the file and line.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'results file {path} does not exist')
-    records = []
-    for line_no, where, record in read_jsonl(path):
-        intersection, union = _count(record, 'I', where), _count(record, 'U', where)
-        if intersection > union:
-            raise ValueError(f'{where}: I = {intersection} is larger than U = {union}')
-        record.update(I=intersection, U=union, line=line_no,
-                      iou=intersection / union if union else 0.0)
-        records.append(record)
-    if not records:
-        raise ValueError(f'{path}: no results')
-    return records
-
-
-def summarize(records: Sequence[dict], threshold: float = 0.5) -> Dict[str, float]:
-    """``count``, ``mIoU``, ``oIoU`` and ``P`` (at ``threshold``) in percent."""
-    ious = [r['iou'] for r in records]
-    union = sum(r['U'] for r in records)
-    return dict(count=len(records),
-                mIoU=100.0 * sum(ious) / len(ious),
-                oIoU=100.0 * sum(r['I'] for r in records) / union if union else 0.0,
-                P=100.0 * sum(iou >= threshold for iou in ious) / len(ious))
-
-
-def per_category(records: Sequence[dict], threshold: float = 0.5,
-                 sort: str = 'miou') -> Dict[str, Dict[str, float]]:
-    """Summaries per category (in ``sort`` order), then ``'all'``."""
-    if sort not in SORT_KEYS:
-        raise ValueError(f'sort must be one of {sorted(SORT_KEYS)}, got {sort!r}')
-    groups: Dict[str, List[dict]] = defaultdict(list)
-    for record in records:
-        category = record.get('category')
-        groups[NO_CATEGORY if category is None else str(category)].append(record)
-    summaries = {name: summarize(group, threshold) for name, group in groups.items()}
-    if sort == 'name':
-        order = sorted(summaries)
-    else:
-        key = SORT_KEYS[sort]
-        order = sorted(summaries, key=lambda name: (-summaries[name][key], name))
-    result = {name: summaries[name] for name in order}
-    result[TOTAL] = summarize(records, threshold)
-    return result
-
-
-def format_table(summaries: Dict[str, Dict[str, float]], threshold: float = 0.5) -> str:
-    """A text table: category, count, mIoU, oIoU, P@threshold."""
-    table = PrettyTable(field_names=['category', 'count', 'mIoU', 'oIoU', f'P@{threshold:g}'])
-    for name, summary in summaries.items():
-        table.add_row([name, summary['count'], f"{summary['mIoU']:.2f}",
-                       f"{summary['oIoU']:.2f}", f"{summary['P']:.2f}"])
-    table.align['category'] = 'l'
-    return table.get_string()
+from fianet_mmseg.evaluation.sample_results import (
+    SORT_KEYS,
+    format_table,
+    per_category,
+    read_results,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -129,14 +55,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _gallery_module():
-    """tools/analysis_tools/failure_gallery.py, imported on demand (it loads the model code)."""
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # this folder's scripts
-    import failure_gallery
-
-    return failure_gallery
-
-
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     records = read_results(args.results)
@@ -147,10 +65,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         with open(args.json, 'w', encoding='utf-8') as file:
             json.dump(summaries, file, indent=2)
     if args.gallery_dir:
-        gallery = _gallery_module()
-        written = gallery.make_gallery(args.results, args.config, args.checkpoint,
-                                       args.gallery_dir, k=args.k, ann_file=args.ann_file,
-                                       device=args.device, cfg_options=args.cfg_options)
+        from fianet_mmseg.apis.failure_gallery import make_gallery  # loads the model code
+
+        written = make_gallery(args.results, args.config, args.checkpoint, args.gallery_dir,
+                               k=args.k, ann_file=args.ann_file, device=args.device,
+                               cfg_options=args.cfg_options)
         print(f'{len(written)} overlays of the worst expressions written to {args.gallery_dir}')
     return summaries
 

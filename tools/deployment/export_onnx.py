@@ -12,9 +12,10 @@ and L are fixed (default: the test pipeline's ``Resize`` scale and the
 ``DecoupleAndTokenize`` ``max_length``).
 
 Exporter: torch's dynamo-based ``torch.onnx.export(..., dynamo=True)`` (the
-TorchScript exporter fails on TMEM), offline, on CPU. Two export-only changes
-keep the batch symbolic, both computing the same values: the text encoder
-runs its three views one by one (``batched_views=False``), and mmseg's Swin
+TorchScript exporter fails on TMEM), offline, on CPU. The text encoder keeps
+the batch symbolic by itself: under tracing it packs each view's words into
+rows of the full width L (not the longest view's, a data-dependent size). One
+export-only change keeps it so in mmseg's Swin, computing the same values:
 ``window_reverse`` infers the window batch with ``view(-1, ...)`` instead of
 a float division.
 
@@ -88,18 +89,12 @@ def export_friendly(model: nn.Module) -> Iterator[None]:
     """Temporarily make the model traceable with a symbolic batch (same values)."""
     from mmseg.models.backbones.swin import ShiftWindowMSA
 
-    encoder = getattr(model, 'text_encoder', None)
-    batched = getattr(encoder, 'batched_views', None)
     original = ShiftWindowMSA.window_reverse
     ShiftWindowMSA.window_reverse = _window_reverse
-    if batched is not None:
-        encoder.batched_views = False
     try:
         yield
     finally:
         ShiftWindowMSA.window_reverse = original
-        if batched is not None:
-            encoder.batched_views = batched
 
 
 def _pipeline_step(model: nn.Module, name: str) -> Optional[dict]:

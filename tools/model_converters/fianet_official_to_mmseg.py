@@ -16,7 +16,7 @@ bert-base-uncased), by default the reference's bert-base-uncased. With
 that config (every tensor present, of its shape). ``meta`` names the source
 file, its sha256 and the converter's version. Entries that are not weights of
 the computation are listed (see
-``fianet_mmseg.models.utils.official_fianet_to_mmseg``).
+``fianet_mmseg.checkpoint.official_fianet_to_mmseg``).
 """
 import argparse
 import copy
@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 
 import fianet_mmseg
-from fianet_mmseg.models.utils.ckpt_convert import (
+from fianet_mmseg.checkpoint import (
     REFERENCE_TEXT_ENCODER,
     official_fianet_to_mmseg,
     text_encoder_architecture,
@@ -69,7 +69,7 @@ def check_against_config(cfg, converted: dict, src: str) -> None:
     """Build the config's model (text encoder from ``converted``) and check every weight."""
     from mmseg.registry import MODELS
 
-    from fianet_mmseg.apis.checkpoint_loading import check_weights, use_stored_text_encoder
+    from fianet_mmseg.checkpoint import check_weights, use_stored_text_encoder
 
     fianet_mmseg.register_all_modules(init_default_scope=False)
     model_cfg = copy.deepcopy(cfg.model)  # (building reads no pretrained weights)

@@ -21,11 +21,7 @@ model = dict(
         type='BertTextEncoder',
         name_or_path='bert-base-uncased',
         trainable_layers=list(range(10)),  # reference: embeddings, layers 10-11 frozen
-        train_embeddings=False,
-        # speed-ups, same results (tools/analysis_tools/benchmark.py --path straightforward: off;
-        # README "Performance": each measured, kept for >= 1.1x or a memory saving)
-        batched_views=True,  # the three views in one BERT call
-        compact_views=True),  # each view's words only, cut to the longest view
+        train_embeddings=False),
     backbone=dict(
         type='FIAMSwinTransformer',
         pretrain_img_size=384,

@@ -5,7 +5,7 @@ import torch
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
-from ...structures import TEXT_KEYS
+from ...constants import BLACK_BOXES, TEXT_KEYS
 
 #: Sample fields kept as metainfo (for metrics, visualisation and analysis).
 REFSEG_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
@@ -21,7 +21,9 @@ class PackRefSegInputs(PackSegInputs):
 
     The four text arrays (``input_ids`` and the masks, (L,) int64) become
     data fields of the ``SegDataSample`` with the same names; the
-    expression and its decoupled phrases travel as metainfo.
+    expression and its decoupled phrases travel as metainfo. Boxes that
+    ``RandomBlackBoxes(paint=False)`` drew but did not paint become the data
+    field ``black_boxes`` ((N, 4) int64), for ``BatchBlackBoxes`` on the device.
 
     Args:
         meta_keys (tuple[str]): Metainfo keys to keep when present.
@@ -39,4 +41,7 @@ class PackRefSegInputs(PackSegInputs):
         packed = super().transform(results)
         packed['data_samples'].set_data(
             {key: torch.as_tensor(results[key], dtype=torch.long) for key in TEXT_KEYS})
+        if BLACK_BOXES in results:
+            packed['data_samples'].set_data(
+                {BLACK_BOXES: torch.as_tensor(results[BLACK_BOXES], dtype=torch.long)})
         return packed

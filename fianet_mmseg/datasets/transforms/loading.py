@@ -101,13 +101,13 @@ class LoadRefSegAnnotations(LoadAnnotations):
             than its image, or other values than :data:`MASK_VALUES`.
     """
 
-    def _load_seg_map(self, results: dict) -> None:
-        """Load ``gt_seg_map`` with mmseg's code, then check it."""
+    def transform(self, results: dict) -> dict:
+        """Load ``gt_seg_map`` with mmseg's code (its public ``transform``), then check it."""
         path = results['seg_map_path']
         image = results.get('img_path')
         of_image = f' (the mask of image {image})' if image else ''
         try:
-            super()._load_seg_map(results)
+            results = super().transform(results)
         except FileNotFoundError as err:
             raise FileNotFoundError(f'mask file {path} does not exist{of_image}') from err
         except AssertionError:  # mmseg's reduce_zero_label check: a config matter
@@ -130,3 +130,4 @@ class LoadRefSegAnnotations(LoadAnnotations):
             raise ValueError(f'mask file {path}{of_image} holds the value(s) {shown} in '
                              f'{unexpected.size} pixel(s); a mask holds 0 (background), '
                              '1 (object) or 255 (ignored)')
+        return results

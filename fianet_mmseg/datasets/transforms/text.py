@@ -33,42 +33,32 @@ class DecoupleAndTokenize(BaseTransform):
       category names found (tuple, in text order); ``object_phrase``: the first
       of them (or None); ``spatial_phrases``: the kept PP phrases.
     * ``'none'``: all three masks are the attention mask (the "decoupling off"
-      ablation); same as ``decouple=False``.
+      ablation).
 
     Args:
         tokenizer (str): Tokenizer name, local directory or ``package://``
             path (see :func:`fianet_mmseg.text.load_tokenizer`).
         max_length (int): Token length ``L`` (reference: 22 for RRSIS-D, 20
             for RefSegRS).
-        decouple (bool): False: same as ``decoupling='none'`` (kept for
-            existing configs).
         dataset (str | None): Category set (``'rrsisd'``, ``'refsegrs'``; None
             = both for the project's decoupler, not allowed in reference mode).
-        spacy_model (str | None): Optional installed spaCy pipeline (project
-            mode).
         truncate (bool): Cut over-long expressions like the reference (True)
             or raise an error (False).
-        decoupling (str | None): ``'project'``, ``'reference'`` or ``'none'``;
-            None: ``'project'``, or ``'none'`` when ``decouple=False``.
+        decoupling (str): ``'project'`` (default), ``'reference'`` or
+            ``'none'``.
         word_tokenize (callable | None): Reference mode: word tokenizer
             (default ``nltk.word_tokenize``). Not serialisable in configs.
         pos_tag (callable | None): Reference mode: POS tagger (default
             ``nltk.pos_tag``). Not serialisable in configs.
     """
 
-    def __init__(self, tokenizer: str, max_length: int, decouple: bool = True,
-                 dataset: Optional[str] = None, spacy_model: Optional[str] = None,
-                 truncate: bool = True, decoupling: Optional[str] = None,
+    def __init__(self, tokenizer: str, max_length: int, dataset: Optional[str] = None,
+                 truncate: bool = True, decoupling: str = 'project',
                  word_tokenize: Optional[Callable] = None,
                  pos_tag: Optional[Callable] = None) -> None:
-        if decoupling is None:
-            decoupling = 'project' if decouple else 'none'
         if decoupling not in DECOUPLING_MODES:
             raise ValueError(f'DecoupleAndTokenize: decoupling must be one of '
                              f'{list(DECOUPLING_MODES)}, got {decoupling!r}')
-        if not decouple and decoupling != 'none':
-            raise ValueError(f'DecoupleAndTokenize: decouple=False contradicts '
-                             f'decoupling={decoupling!r}; give only one of them')
         if decoupling == 'reference':
             from ...text.reference_masks import REFERENCE_CATEGORIES
 
@@ -82,9 +72,7 @@ class DecoupleAndTokenize(BaseTransform):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.decoupling = decoupling
-        self.decouple = decoupling != 'none'
         self.dataset = dataset
-        self.spacy_model = spacy_model
         self.truncate = truncate
         self.word_tokenize = word_tokenize
         self.pos_tag = pos_tag
@@ -98,7 +86,7 @@ class DecoupleAndTokenize(BaseTransform):
 
         self._encoder = ExpressionEncoder(self.tokenizer, self.max_length, self.truncate)
         if self.decoupling == 'project':
-            self._decoupler = TextDecoupler(self.dataset, self.spacy_model)
+            self._decoupler = TextDecoupler(self.dataset)
         elif self.decoupling == 'reference':
             from ...text import ReferenceMaskBuilder
 

@@ -14,8 +14,8 @@ from mmseg.models.backbones.swin import WindowMSA
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...checkpoint import official_swin_to_mmseg
 from ..layers import FIAM, TextFeatures
-from ..utils import official_swin_to_mmseg
 
 
 def _per_stage(value: Union[int, bool, Sequence], num_stages: int, name: str) -> list:

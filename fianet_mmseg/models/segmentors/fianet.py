@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
-from ...structures import INPUT_SIZE_PRED
+from ...constants import INPUT_SIZE_PRED
 from ..layers import TextFeatures
 from ..utils import stack_text_inputs
 
@@ -40,7 +40,7 @@ class FIANet(EncoderDecoder):
     Forward inputs:
         ``inputs`` (B, 3, H, W) normalised images, ``data_samples`` and
         ``text``: a dict of (B, L) tensors with the keys of
-        :data:`~fianet_mmseg.structures.TEXT_KEYS` (built from the data
+        :data:`~fianet_mmseg.constants.TEXT_KEYS` (built from the data
         samples when omitted).
     """
 

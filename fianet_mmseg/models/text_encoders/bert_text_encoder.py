@@ -1,15 +1,15 @@
 """HuggingFace BERT as FIANet's text encoder."""
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...checkpoint import decode_architecture, encode_architecture
 from ...utils import resolve_pretrained
 
 
@@ -19,7 +19,16 @@ class BertTextEncoder(BaseModule):
 
     FIANet reads the same wordpieces three times, each time with a different
     attention mask (whole expression, object phrase, position phrases), and
-    keeps ``last_hidden_state``.
+    keeps ``last_hidden_state``. All views go through BERT in one call on a
+    batch of ``num_views * B`` rows, each row holding only its view's words:
+    they are gathered to the front of the row (keeping their position ids)
+    and the rows are cut to the longest view in the batch (under tracing /
+    compilation they keep the full width ``L``, which is not data-dependent).
+    The features of a view's words are the ones BERT computes with the view
+    as attention mask (a word attends only to the view's words either way);
+    the features outside each view are zero instead of BERT's values there,
+    which FIANet never reads (its pixel-word attentions zero the masked
+    words), also for a view without words.
 
     Args:
         name_or_path (str | None): Hub name, local directory or
@@ -40,28 +49,17 @@ class BertTextEncoder(BaseModule):
             feature extractor). The reference always trains bert-base with
             some layers trainable, so its dropout stays on everywhere, frozen
             layers included; that case is kept as it is.
-        batched_views (bool): Encode all views in one call on a batch of
-            ``num_views * B`` instead of one call per view (same result).
-        compact_views (bool): Encode only the words of each view: they are
-            gathered to the front of the row (keeping their position ids)
-            and the row is cut to the longest view in the batch. The features
-            of the view's words are the same as without compaction (a word
-            attends only to the view's words either way); the features
-            outside each mask are zero instead of BERT's values there, which
-            FIANet never reads (its pixel-word attentions zero the masked
-            words). Not applied under tracing / compilation (the width is
-            data-dependent). Default: True.
         feature_cache_mb (float): Size bound (MiB) of a cache of word
             features, used only while the encoder cannot change: no BERT
             parameter requires grad and BERT is in eval mode (the frozen
             encoder of the CPU demo). Each view of each expression (its words
             and their positions) is then encoded once; later batches take its
             features from the cache (least recently used entries go first when
-            the bound is reached). The features are those of
-            ``compact_views``: the view's words as encoded alone, zero
-            elsewhere. The cache is cleared when weights are loaded or the
-            module is moved / cast; it is off under tracing. 0: no cache.
-            Default: 256.
+            the bound is reached). The cached features are the ones
+            :meth:`forward` computes without the cache (up to rounding: the
+            rows are padded differently). The cache is cleared
+            when weights are loaded or the module is moved / cast; it is off
+            under tracing. 0: no cache. Default: 256.
         init_cfg: Unused; the weights come from ``name_or_path``.
 
     Shapes:
@@ -73,8 +71,6 @@ class BertTextEncoder(BaseModule):
                  bert_config: Optional[dict] = None,
                  trainable_layers: Optional[Sequence[int]] = tuple(range(10)),
                  train_embeddings: bool = False,
-                 batched_views: bool = True,
-                 compact_views: bool = True,
                  feature_cache_mb: float = 256.0,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -94,8 +90,6 @@ class BertTextEncoder(BaseModule):
                     'Give a local directory with config.json and weights, or set '
                     'name_or_path=None with bert_config for a randomly initialised '
                     'encoder.') from err
-        self.batched_views = batched_views
-        self.compact_views = compact_views
         if feature_cache_mb < 0:
             raise ValueError(f'BertTextEncoder: feature_cache_mb must be >= 0, '
                              f'got {feature_cache_mb}')
@@ -166,37 +160,19 @@ class BertTextEncoder(BaseModule):
         super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, input_ids: Tensor, masks: List[Tensor]) -> List[Tensor]:
-        """Encode ``input_ids`` once per mask; returns (B, L, D) per mask."""
+        """Encode each view's words of ``input_ids`` (B, L); returns (B, L, D) per mask."""
         if self.caching():
             return self._forward_cached(input_ids, masks)
-        if self.compact_views and not _tracing():
-            return self._forward_compact(input_ids, masks)
-        if self.batched_views:
-            batch = input_ids.shape[0]
-            ids = input_ids.repeat(len(masks), 1)
-            hidden = self.bert(input_ids=ids, attention_mask=torch.cat(masks)).last_hidden_state
-            return list(hidden.split(batch))
-        return [self.bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                for mask in masks]
-
-    def _forward_compact(self, input_ids: Tensor, masks: List[Tensor]) -> List[Tensor]:
-        """Encode only each view's words (see ``compact_views``)."""
-        views = [_PackedView.pack(input_ids, mask) for mask in masks]
-        if self.batched_views:
-            width = max(view.width for view in views)
-            views = [view.widen(width) for view in views]
-            hidden = self.bert(input_ids=torch.cat([v.input_ids for v in views]),
-                               attention_mask=torch.cat([v.attention_mask for v in views]),
-                               position_ids=torch.cat([v.position_ids for v in views]))
-            hidden = hidden.last_hidden_state.split(input_ids.shape[0])
-        else:
-            hidden = [self.bert(input_ids=v.input_ids, attention_mask=v.attention_mask,
-                                position_ids=v.position_ids).last_hidden_state for v in views]
-        length = input_ids.shape[1]
-        return [view.unpack(feats, length) for view, feats in zip(views, hidden)]
+        num_views, length = len(masks), input_ids.shape[1]
+        rows = _PackedWords.pack(input_ids.repeat(num_views, 1), torch.cat(masks),
+                                 full_width=_tracing())
+        hidden = self.bert(input_ids=rows.input_ids, attention_mask=rows.attention_mask,
+                           position_ids=rows.position_ids).last_hidden_state
+        feats = rows.unpack(hidden, length)  # (num_views * B, L, D)
+        return list(feats.unflatten(0, (num_views, -1)).unbind(0))
 
     def _forward_cached(self, input_ids: Tensor, masks: List[Tensor]) -> List[Tensor]:
-        """The compact views' features, each (view words, positions) encoded once."""
+        """:meth:`forward`'s features, each (view words, positions) encoded once."""
         batch, length = input_ids.shape
         device = input_ids.device
         autocast = (torch.is_autocast_enabled(device.type)
@@ -207,7 +183,7 @@ class BertTextEncoder(BaseModule):
             for row, keep in enumerate(rows):
                 positions = tuple(i for i, k in enumerate(keep) if k)
                 if not positions:
-                    continue  # a view without words: zero features (as compact_views)
+                    continue  # a view without words: zero features (as without the cache)
                 keys.append((autocast, tuple(ids_rows[row][i] for i in positions), positions))
                 slots += [(view, row, i) for i in positions]
         distinct = list(dict.fromkeys(keys))
@@ -281,45 +257,16 @@ class _FeatureCache:
                     misses=self.misses)
 
 
-def encode_architecture(bert_config: Any) -> Tensor:
-    """What :meth:`BertTextEncoder.get_extra_state` stores for a BERT architecture.
-
-    Args:
-        bert_config (transformers.BertConfig | dict): The architecture, or
-            ``BertConfig`` arguments.
-
-    Returns:
-        Tensor: (N,) uint8, the UTF-8 JSON ``{"bert_config": BertConfig.to_dict()}``.
-    """
-    if isinstance(bert_config, dict):
-        from transformers import BertConfig
-
-        bert_config = BertConfig(**bert_config)
-    text = json.dumps({'bert_config': bert_config.to_dict()}, sort_keys=True)
-    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
-
-
-def decode_architecture(state: Any) -> dict:
-    """The dict stored by :meth:`BertTextEncoder.get_extra_state` ({} if unreadable)."""
-    if isinstance(state, Tensor) and state.dtype == torch.uint8 and state.dim() == 1:
-        try:
-            decoded = json.loads(bytes(state.tolist()).decode('utf-8'))
-        except (UnicodeDecodeError, ValueError):
-            return {}
-        return decoded if isinstance(decoded, dict) else {}
-    return {}
-
-
 def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
-class _PackedView(NamedTuple):
-    """One view's words moved to the front of each row.
+class _PackedWords(NamedTuple):
+    """The words of each row's view moved to the front of the row.
 
-    ``order`` (B, W) holds the original positions of the packed slots (the
-    view's words first, in their order); ``valid`` (B, W) marks the slots that
-    hold a word of the view.
+    ``order`` (N, W) holds the original positions of the packed slots (the
+    view's words first, in their order, then the other positions); ``valid``
+    (N, W) marks the slots that hold a word of the view.
     """
 
     input_ids: Tensor
@@ -328,39 +275,32 @@ class _PackedView(NamedTuple):
     order: Tensor
     valid: Tensor
 
-    @property
-    def width(self) -> int:
-        return self.order.shape[1]
-
     @classmethod
-    def pack(cls, input_ids: Tensor, mask: Tensor) -> _PackedView:
-        """Pack the words of ``mask`` (B, L) from ``input_ids`` (B, L)."""
+    def pack(cls, input_ids: Tensor, mask: Tensor, full_width: bool = False) -> _PackedWords:
+        """Pack the words of ``mask`` (N, L) from ``input_ids`` (N, L).
+
+        The packed width W is the longest view's word count (at least 1), or
+        L with ``full_width`` (no data-dependent shape, for tracing).
+        """
         keep = mask.bool()
-        counts = keep.sum(dim=1)
-        width = max(int(counts.max()), 1)
-        # stable sort: the view's positions first, each group in its original order
-        order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :width]
-        valid = torch.arange(width, device=order.device)[None] < counts[:, None]
-        attention = valid.clone()
-        attention[:, 0] = True  # a view without words still needs one key (no NaN rows)
+        length = keep.shape[1]
+        counts = keep.sum(dim=1, keepdim=True)
+        # the slot of every position: the view's words first, then the others, in order
+        slot = torch.where(keep, keep.cumsum(dim=1) - 1, counts + (~keep).cumsum(dim=1) - 1)
+        positions = torch.arange(length, device=keep.device).expand_as(slot)
+        order = torch.zeros_like(slot).scatter(1, slot, positions)
+        width = length if full_width else max(int(counts.max()), 1)
+        order = order[:, :width]
+        slots = torch.arange(width, device=keep.device)[None]
+        valid = slots < counts
+        # a view without words still needs one key (no NaN rows)
+        attention = valid | (slots == 0)
         return cls(input_ids=torch.where(valid, input_ids.gather(1, order), 0),
                    attention_mask=attention.long(), position_ids=order, order=order,
                    valid=valid)
 
-    def widen(self, width: int) -> _PackedView:
-        """Append non-attended slots up to ``width`` (for one call on all views)."""
-        extra = width - self.width
-        if extra <= 0:
-            return self
-        pad = self.order.new_zeros(self.order.shape[0], extra)
-        return self._replace(
-            input_ids=torch.cat([self.input_ids, pad.to(self.input_ids.dtype)], dim=1),
-            attention_mask=torch.cat([self.attention_mask, pad], dim=1),
-            position_ids=torch.cat([self.position_ids, pad], dim=1))
-
     def unpack(self, hidden: Tensor, length: int) -> Tensor:
-        """(B, W', D) features of the packed slots -> (B, L, D), zero off the view."""
-        hidden = hidden[:, :self.width]
+        """(N, W, D) features of the packed slots -> (N, L, D), zero off the view."""
         hidden = torch.where(self.valid[..., None], hidden, 0)
         index = self.order[..., None].expand(-1, -1, hidden.shape[-1])
         out = hidden.new_zeros(hidden.shape[0], length, hidden.shape[-1])

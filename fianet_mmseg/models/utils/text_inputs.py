@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 import torch
 from torch import Tensor
 
-from ...structures import TEXT_KEYS
+from ...constants import TEXT_KEYS
 
 
 def stack_text_inputs(data_samples: Sequence) -> Dict[str, Tensor]:

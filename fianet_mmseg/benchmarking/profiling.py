@@ -8,16 +8,26 @@ preprocessor) and the optimizer's ``step`` / ``zero_grad`` in
 go to their enclosing scope, backward ops to the part whose forward created
 their autograd node (matched by the profiler's sequence numbers), gradient
 accumulation and everything else to their own buckets.
+:func:`profile_training_step` does it for the training step of a benchmark's
+settings. Profiling inflates cheap operators: compare shares, not absolute
+times, with :func:`~fianet_mmseg.benchmarking.runs.run`.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import os.path as osp
+import time
 from collections import defaultdict
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
-from torch.profiler import record_function
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from .inputs import synthetic_data
+from .runs import build_model, make_step
+from .settings import BenchmarkSettings, model_speedups, prepare_config
 
 SCOPE_PREFIX = 'part::'
 BACKWARD_PREFIX = 'autograd::engine::evaluate_function: '
@@ -164,3 +174,48 @@ def format_table(rows: List[dict], title: Optional[str] = None) -> str:
     total = sum(row['total_ms'] for row in rows)
     lines.append(f'{"total":<18}{"":>12}{"":>13}{total:>11.1f}')
     return '\n'.join(lines)
+
+
+def profile_training_step(settings: BenchmarkSettings, steps: int = 1,
+                          top: int = 15) -> Tuple[str, dict]:
+    """Profile ``steps`` training steps (after ``settings.warmup``) on the CPU.
+
+    Returns:
+        tuple: ``(text, record)``: the parts table (and the ``top`` slowest
+        operators), and the JSON record with the rows of :func:`shares_table`.
+    """
+    from mmengine.optim import build_optim_wrapper
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    cfg, _ = prepare_config(settings)
+    model = build_model(cfg, 'cpu')
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    data, inputs = synthetic_data(settings, cfg, model)
+    step = make_step(model, data, 'train', optim_wrapper)
+    for _ in range(settings.warmup):
+        step()
+    scopes = part_scopes(fianet_parts(model, optim_wrapper))
+    with scopes, profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall = (time.perf_counter() - start) / steps
+    totals = attribute_events(prof.events())
+    for phases in totals.values():
+        for phase in phases:
+            phases[phase] /= steps
+    rows = shares_table(totals)
+    size, length = inputs['size'], inputs['length']
+    title = (f'{osp.basename(settings.config)}: batch {settings.batch}, {size[0]}x{size[1]}, '
+             f'L={length}, path={settings.path}, {torch.get_num_threads()} threads; '
+             f'profiled step {wall:.3f} s (self CPU time per step)')
+    text = format_table(rows, title)
+    if top:
+        text += '\n' + prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=top)
+    record = dict(config=osp.basename(settings.config), batch=settings.batch, **inputs,
+                  path=settings.path, amp=settings.amp,
+                  speedups=model_speedups(model, optim_wrapper),
+                  profiled_step_s=round(wall, 4), parts=rows)
+    return text, record

@@ -1,6 +1,6 @@
 """Let ``torch.load(weights_only=True)`` read the checkpoints mmengine writes.
 
-torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.x
 calls ``torch.load`` without the argument. A checkpoint saved by mmengine's
 ``CheckpointHook`` holds, besides tensors, the runner's message hub
 (``HistoryBuffer`` objects wrapping numpy arrays) and numpy scalars, which the
@@ -17,6 +17,9 @@ changes make the project's own checkpoints loadable:
 Every other file keeps torch's default protection.
 """
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,22 +39,32 @@ def _numpy_globals() -> list:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_types]
 
 
-def _history_buffer_getstate(self) -> dict:
-    """``HistoryBuffer`` state without the built-in statistics functions."""
-    state = dict(self.__dict__)
-    state.pop('statistics_methods', None)
-    custom = {name: method for name, method in type(self)._statistics_methods.items()
-              if name not in _BUILTIN_STATISTICS}
-    if custom:
-        state['statistics_methods'] = custom
-    return state
+def _without_builtin_statistics(getstate: Callable) -> Callable:
+    """``HistoryBuffer.__getstate__`` whose state leaves out the built-in statistics.
+
+    mmengine's ``__getstate__`` returns the buffer's state with the ``statistics_methods`` it
+    registered; the copy returned here keeps only the custom ones (none: no entry).
+    """
+    @functools.wraps(getstate)
+    def getstate_compact(self) -> dict:
+        state = dict(getstate(self))
+        methods = state.pop('statistics_methods', None) or {}
+        custom = {name: method for name, method in methods.items()
+                  if name not in _BUILTIN_STATISTICS}
+        if custom:
+            state['statistics_methods'] = custom
+        return state
+
+    getstate_compact.without_builtin_statistics = True
+    return getstate_compact
 
 
 def register_checkpoint_safe_globals() -> None:
     """Allow mmengine's own checkpoint contents under safe loading."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    if not getattr(HistoryBuffer.__getstate__, 'without_builtin_statistics', False):
+        HistoryBuffer.__getstate__ = _without_builtin_statistics(HistoryBuffer.__getstate__)
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:  # torch < 2.4 loads unsafely by default anyway
         add([HistoryBuffer, *_numpy_globals()])

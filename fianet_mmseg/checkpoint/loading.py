@@ -1,24 +1,54 @@
-"""Reading a checkpoint for inference: offline text encoder, strict and clear key checks."""
+"""Reading a checkpoint: the stored text encoder architecture, strict and clear key checks."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Dict, Tuple
 
+import torch
 from mmengine.config import ConfigDict
 from mmengine.model import is_model_wrapper
-from mmengine.runner.checkpoint import _load_checkpoint
-from torch import nn
+from torch import Tensor, nn
 
-from ..compat import register_checkpoint_safe_globals
+from .safe_globals import register_checkpoint_safe_globals
 
-#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture (the
-#: key the checkpoint converter writes: ``fianet_mmseg.models.utils.ckpt_convert``; not
-#: imported from there, which would load every model on ``import fianet_mmseg.apis``).
+#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture
+#: (see :func:`encode_architecture`).
 TEXT_ENCODER_STATE = 'text_encoder._extra_state'
-_TEXT_WEIGHTS = 'text_encoder.bert.'
+#: Prefix of the text encoder's BERT weights in a FIANet state dict.
+TEXT_WEIGHTS = 'text_encoder.bert.'
 # Keys of the reference implementation's checkpoints (docs/reference.md section 3).
 _REFERENCE_LAYOUT = re.compile(r'^(module\.)?(classifier\.|backbone\.layers\.\d+\.)')
 CONVERTER = 'python tools/model_converters/fianet_official_to_mmseg.py IN.pth OUT.pth'
+
+
+def encode_architecture(bert_config: Any) -> Tensor:
+    """What :meth:`BertTextEncoder.get_extra_state` stores for a BERT architecture.
+
+    Args:
+        bert_config (transformers.BertConfig | dict): The architecture, or
+            ``BertConfig`` arguments.
+
+    Returns:
+        Tensor: (N,) uint8, the UTF-8 JSON ``{"bert_config": BertConfig.to_dict()}``.
+    """
+    if isinstance(bert_config, dict):
+        from transformers import BertConfig
+
+        bert_config = BertConfig(**bert_config)
+    text = json.dumps({'bert_config': bert_config.to_dict()}, sort_keys=True)
+    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
+
+
+def decode_architecture(state: Any) -> dict:
+    """The dict stored by :meth:`BertTextEncoder.get_extra_state` ({} if unreadable)."""
+    if isinstance(state, Tensor) and state.dtype == torch.uint8 and state.dim() == 1:
+        try:
+            decoded = json.loads(bytes(state.tolist()).decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
 
 
 def read_checkpoint(path: str) -> Tuple[Dict[str, Any], dict]:
@@ -27,9 +57,12 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, Any], dict]:
     Raises:
         ValueError: The file is not a readable checkpoint (the message names it).
     """
+    from mmengine.runner import CheckpointLoader  # loads the runner: only when reading
+
     register_checkpoint_safe_globals()
     try:
-        checkpoint = _load_checkpoint(str(path), map_location='cpu')
+        checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location='cpu',
+                                                      logger=None)
     except Exception as err:  # truncated files, pickles of other things, ...
         raise ValueError(f'cannot read checkpoint {path}: {type(err).__name__}: {err}') from err
     if not isinstance(checkpoint, dict):
@@ -52,13 +85,11 @@ def use_stored_text_encoder(model_cfg: ConfigDict, state: Dict[str, Any]) -> boo
     Returns:
         bool: Whether ``model_cfg`` was changed.
     """
-    from ..models.text_encoders.bert_text_encoder import decode_architecture
-
     stored = decode_architecture(state.get(TEXT_ENCODER_STATE))
     encoder_cfg = model_cfg.get('text_encoder')
     if 'bert_config' not in stored or encoder_cfg is None:
         return False
-    if not any(key.startswith(_TEXT_WEIGHTS) for key in state):
+    if not any(key.startswith(TEXT_WEIGHTS) for key in state):
         return False
     encoder_cfg.name_or_path = None
     encoder_cfg.bert_config = dict(stored['bert_config'])

@@ -5,39 +5,36 @@ Two layouts are handled:
 * the official Swin release (``swin_base_patch4_window12_384_22k.pth``:
   ``layers.{i}.blocks.{j}.attn.qkv`` ...) to mmseg's Swin
   (``stages.{i}.blocks.{j}.attn.w_msa.qkv`` ...), including the channel order
-  of patch merging, which mmseg computes with ``nn.Unfold``;
+  of patch merging, which mmseg computes with ``nn.Unfold``: done by mmseg's
+  own converter (``convert_swin`` of its ``tools/model_converters/swin2mmseg.py``,
+  which the installed package ships);
 * the reference FIANet state dict (prefixes ``backbone.``, ``classifier.``,
-  ``text_encoder.``) to :class:`~fianet_mmseg.models.FIANet`.
+  ``text_encoder.``) to :class:`~fianet_mmseg.models.FIANet`: the FIAM, TMEM,
+  decoder and text encoder keys here, the Swin keys by mmseg's converter.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os.path as osp
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .loading import TEXT_ENCODER_STATE, TEXT_WEIGHTS, encode_architecture
 
 StateDict = Dict[str, Tensor]
 
 #: The reference's text encoder. Its architecture (the hub's ``config.json``)
 #: is ``transformers.BertConfig()`` with its defaults: known without a download.
 REFERENCE_TEXT_ENCODER = 'bert-base-uncased'
-#: Where :class:`~fianet_mmseg.models.BertTextEncoder` keeps its architecture.
-TEXT_ENCODER_STATE = 'text_encoder._extra_state'
-_TEXT_WEIGHTS = 'text_encoder.bert.'
 
 # Official Swin entries that are not weights of a segmentation backbone:
 # derived buffers, the classification head and the final norm.
 _SWIN_NOT_WEIGHTS = re.compile(
     r'(^head\.|^norm\.|relative_position_index$|attn_mask$)')
-
-_SWIN_RULES = [
-    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-    (r'^layers\.(\d+)\.', r'stages.\1.'),
-    (r'\.attn\.(qkv|proj|relative_position_bias_table)', r'.attn.w_msa.\1'),
-    (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
-    (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
-]
 
 # BERT's index buffers (0, 1, ... and zeros; older transformers versions saved them): derived.
 _TEXT_NOT_WEIGHTS = re.compile(r'^text_encoder\.embeddings\.(position_ids|token_type_ids)$')
@@ -100,44 +97,46 @@ def _apply(rules, key: str) -> str:
     return key
 
 
-def unfold_merge_order(channels: int) -> Tensor:
-    """Index that reorders official patch-merging channels into mmseg's.
+@functools.cache
+def mmseg_swin_converter() -> Callable[[StateDict], StateDict]:
+    """``convert_swin`` of mmseg's ``tools/model_converters/swin2mmseg.py``.
 
-    The official Swin concatenates the 2x2 neighbours as (row, col) offsets
-    (0,0), (1,0), (0,1), (1,1), each with all ``channels``; mmseg's
-    ``nn.Unfold`` orders by channel first, then (0,0), (0,1), (1,0), (1,1).
-    ``mmseg_vector = official_vector[index]``.
+    The installed mmseg ships its tools in ``mmseg/.mim/tools`` (where ``mim``
+    runs them from); the script is not an importable module, so it is loaded
+    from its file.
+
+    Raises:
+        ImportError: The installed mmseg does not ship the script.
     """
-    index = []
-    for channel in range(channels):
-        for row in range(2):
-            for col in range(2):
-                index.append((row + 2 * col) * channels + channel)
-    return torch.tensor(index)
+    import mmseg
+
+    path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'model_converters',
+                    'swin2mmseg.py')
+    if not osp.isfile(path):
+        raise ImportError(f'mmseg\'s Swin converter {path} is missing: this mmseg installation '
+                          'does not ship its tools (reinstall mmsegmentation with pip)')
+    spec = importlib.util.spec_from_file_location('mmseg_swin2mmseg', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.convert_swin
 
 
 def official_swin_to_mmseg(state: StateDict) -> Tuple[StateDict, List[str]]:
-    """Convert an official Swin state dict to mmseg's Swin layout.
+    """Convert an official Swin state dict to mmseg's Swin layout (mmseg's converter).
 
-    Keys already in mmseg's layout pass through unchanged.
+    Keys already in mmseg's layout pass through unchanged. Dropped before the
+    conversion: the classification head, the final norm and the derived
+    buffers (``relative_position_index``, ``attn_mask``), which a segmentation
+    backbone does not load.
 
     Returns:
         tuple: The converted state dict and the keys dropped as non-weights.
     """
     if not any(key.startswith('layers.') for key in state):
         return dict(state), []
-    converted, dropped = {}, []
-    for key, value in state.items():
-        if _SWIN_NOT_WEIGHTS.search(key):
-            dropped.append(key)
-            continue
-        new_key = _apply(_SWIN_RULES, key)
-        if '.downsample.reduction.' in new_key:
-            value = value[:, unfold_merge_order(value.shape[1] // 4)]
-        elif '.downsample.norm.' in new_key:
-            value = value[unfold_merge_order(value.shape[0] // 4)]
-        converted[new_key] = value
-    return converted, dropped
+    dropped = [key for key in state if _SWIN_NOT_WEIGHTS.search(key)]
+    weights = {key: value for key, value in state.items() if key not in dropped}
+    return dict(mmseg_swin_converter()(weights)), dropped
 
 
 def text_encoder_architecture(encoder_cfg: Optional[dict] = None) -> Any:
@@ -159,7 +158,7 @@ def text_encoder_architecture(encoder_cfg: Optional[dict] = None) -> Any:
     """
     from transformers import BertConfig
 
-    from ...utils import resolve_pretrained
+    from ..utils import resolve_pretrained
 
     encoder_cfg = dict(encoder_cfg or {})
     name = encoder_cfg.get('name_or_path', REFERENCE_TEXT_ENCODER)
@@ -187,8 +186,8 @@ def check_text_encoder(state: StateDict, bert_config: Any) -> None:
 
     with torch.device('meta'):  # shapes only, no memory
         bert = BertModel(bert_config, add_pooling_layer=False)
-    expected = {_TEXT_WEIGHTS + k: tuple(v.shape) for k, v in bert.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items() if k.startswith(_TEXT_WEIGHTS)}
+    expected = {TEXT_WEIGHTS + k: tuple(v.shape) for k, v in bert.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items() if k.startswith(TEXT_WEIGHTS)}
     problems = []
     for name, keys in (
             ('missing', [k for k in expected if k not in found]),
@@ -271,8 +270,6 @@ def official_fianet_to_mmseg(state: StateDict,
             counter = key[:-len('running_mean')] + 'num_batches_tracked'
             converted.setdefault(counter, torch.tensor(0, dtype=torch.long))
     if bert_config is not None:
-        from ..text_encoders.bert_text_encoder import encode_architecture
-
         if isinstance(bert_config, dict):
             from transformers import BertConfig
 

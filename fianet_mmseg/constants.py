@@ -12,3 +12,13 @@ TEXT_KEYS = ('input_ids', 'attention_mask', 'object_mask', 'position_mask')
 #: Data field holding the prediction at the network's input size (the
 #: reference's evaluation protocol); ``pred_sem_seg`` is at the original size.
 INPUT_SIZE_PRED = 'pred_sem_seg_at_input'
+
+#: Data field of a training sample whose black boxes are drawn in the loader but painted on the
+#: device (``RandomBlackBoxes(paint=False)`` then ``BatchBlackBoxes``): an (N, 4) int64 tensor
+#: of ``(top, left, bottom, right)`` in pixels of the original image (``ori_shape``).
+BLACK_BOXES = 'black_boxes'
+
+#: Data field of a training sample whose black boxes are drawn in the loader but painted on the
+#: device (``RandomBlackBoxes(paint=False)`` then ``BatchBlackBoxes``): an (N, 4) int64 tensor
+#: of ``(top, left, bottom, right)`` in pixels of the original image (``ori_shape``).
+BLACK_BOXES = 'black_boxes'
