@@ -418,3 +418,39 @@ def test_bad_inputs_are_named(model, tanks, tmp_path):
     assert sorted(p.name for p in taken.iterdir()) == sorted(['notes.txt', 'summary.json',
                                                               *OUTPUTS])
     assert (taken / 'notes.txt').read_text() == 'mine'
+
+
+def test_vector_options_simplify_crs_and_min_area(model, tmp_path):
+    """--simplify (map units), --dst-crs source, --min-area (m^2): a small disc on the left is
+    below the area, so "on the left" picks the next one."""
+    import shapely
+
+    discs = [(40, 150, 8), (150, 60, 20), (300, 200, 16)]  # 0.25 m^2 pixels: 50, 314, 201 m^2
+    image, footprints = mosaic(300, 400, discs)
+    scene = write_scene(tmp_path / 'scene.tif', image)
+    plain = SceneInferencer(model, position='ignore', show_progress=False)(
+        scene, 'the storage tank', tmp_path / 'plain')
+    assert plain['objects']['found'] == 3
+    summary = SceneInferencer(model, min_area=100.0, simplify=1.0, dst_crs='source',
+                              show_progress=False)(scene, 'the storage tank on the left',
+                                                   tmp_path / 'out')
+    assert summary['objects'] == dict(found=3, below_min_area=1, selected=1, min_area=100.0)
+    assert summary['vectors']['crs'] == dict(gpkg='EPSG:32633', geojson='EPSG:32633')
+    collection = json.loads((tmp_path / 'out' / 'polygons.geojson').read_text())
+    assert collection['crs']['properties']['name'] == 'urn:ogc:def:crs:EPSG::32633'
+    [feature] = collection['features']
+    polygon = shapely.geometry.shape(feature['geometry'])
+    x, y = polygon.centroid.coords[0]  # the 20-pixel disc at (150, 60), in metres
+    assert (x, y) == pytest.approx((ORIGIN[0] + 75.0, ORIGIN[1] - 30.0), abs=0.5)
+    # simplified within 1 m: fewer vertices, the same area within the tolerance's band
+    exact = json.loads((tmp_path / 'plain' / 'polygons.geojson').read_text())['features']
+    import pyogrio
+
+    exact_polygons = [shapely.from_wkb(g) for g in
+                      pyogrio.raw.read(tmp_path / 'plain' / 'polygons.gpkg')[2]]
+    [unsimplified] = [p for p in exact_polygons if p.distance(polygon) == 0]
+    assert len(polygon.exterior.coords) < len(unsimplified.geoms[0].exterior.coords) / 2
+    assert polygon.symmetric_difference(unsimplified).area < 1.0 * unsimplified.length
+    properties = feature['properties']
+    assert len(exact) == 3 and properties['area_m2'] == 0.25 * properties['pixels']
+    assert 0.99 < properties['pixels'] / footprints[1].sum() <= 1
