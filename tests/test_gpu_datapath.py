@@ -26,8 +26,8 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
-from fianet_mmseg.engine.loops import DevicePrefetcher
 from fianet_mmseg.constants import BLACK_BOXES, TEXT_KEYS
+from fianet_mmseg.engine.loops import DevicePrefetcher
 
 GPU_CONFIG = 'fianet_swin-b_rrsisd_gpu-datapath.py'
 REFERENCE_CONFIG = 'fianet_swin-b_rrsisd.py'

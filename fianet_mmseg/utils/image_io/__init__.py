@@ -2,7 +2,7 @@
 
 :func:`read_image` (a file) and :func:`decode_image` (a file's bytes) are how
 this project turns an image file into the model's input. The Python API (a
-path given to ``inference_model``, :func:`~fianet_mmseg.apis.geo.read_geotiff`),
+path given to ``inference_model``, :func:`~fianet_mmseg.apis.raster_input.read_geotiff`),
 ``demo/image_demo.py`` (one image and batches), ``demo/web_demo.py``, the
 visualiser and the failure gallery, and the data sets' image loader
 (``LoadRefSegImage`` in the configs: ``tools/train.py``, ``tools/test.py``) all
