@@ -369,3 +369,39 @@ def installed_venv(tmp_path_factory) -> InstalledVenv:
                           cwd=root).strip()
     assert installed.startswith(str(site)), installed
     return venv_
+
+
+def offline_dataloader_cfg(cfg_loader, data_root, batch_size=2, black_boxes=None):
+    """The config's dataloader with the offline tokenizer, no workers, in order.
+
+    ``black_boxes``: arguments for the pipeline's ``RandomBlackBoxes`` step (default: no
+    boxes, ``ratio=0``, so that a test of something else sees the images as decoded).
+    """
+    loader = cfg_loader.copy()
+    loader.update(batch_size=batch_size, num_workers=0, persistent_workers=False,
+                  pin_memory=False, sampler=dict(type='DefaultSampler', shuffle=False))
+    loader.dataset.data_root = str(data_root)
+    for step in loader.dataset.pipeline:
+        if step['type'] == 'DecoupleAndTokenize':
+            step['tokenizer'] = demo_text_encoder()
+        if step['type'] == 'RandomBlackBoxes':
+            step.update(black_boxes or dict(ratio=0.0))
+    return loader
+
+
+def write_raster(path, data, transform, crs=None, nodata=None, tiled: bool = False) -> str:
+    """A (C, H, W) array as a GeoTIFF (rasterio) with ``transform``, ``crs`` and ``nodata``;
+    ``tiled``: 128x128 blocks."""
+    import rasterio
+
+    profile = dict(driver='GTiff', width=data.shape[2], height=data.shape[1],
+                   count=data.shape[0], dtype=data.dtype.name, transform=transform)
+    if tiled:
+        profile.update(tiled=True, blockxsize=128, blockysize=128)
+    if crs is not None:
+        profile['crs'] = crs
+    if nodata is not None:
+        profile['nodata'] = nodata
+    with rasterio.open(path, 'w', **profile) as dst:
+        dst.write(data)
+    return str(path)

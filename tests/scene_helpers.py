@@ -21,7 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
-from conftest import load_config, options_dict, tiny_test_options
+from conftest import load_config, options_dict, tiny_test_options, write_raster
 from mmengine.structures import PixelData
 from torch import nn
 
@@ -108,19 +108,10 @@ def write_scene(path, image: np.ndarray, gsd: float = 0.5, crs=CRS, nodata=None,
 
     ``valid`` False pixels get the value ``nodata`` (declared as the nodata value).
     """
-    import rasterio
     from affine import Affine
 
     data = image.transpose(2, 0, 1).copy()
     if valid is not None:
         data[:, ~valid] = nodata
-    profile = dict(driver='GTiff', width=image.shape[1], height=image.shape[0], count=3,
-                   dtype='uint8', transform=Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]),
-                   tiled=True, blockxsize=128, blockysize=128)
-    if crs is not None:
-        profile['crs'] = crs
-    if nodata is not None:
-        profile['nodata'] = nodata
-    with rasterio.open(path, 'w', **profile) as dst:
-        dst.write(data)
-    return str(path)
+    return write_raster(path, data, Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]), crs=crs,
+                        nodata=nodata, tiled=True)

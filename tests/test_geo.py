@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import BASE_CONFIG as CONFIG
 from conftest import REPO, load_script, options_dict, require, tiny_test_options
+from conftest import write_raster as _write_raster
 
 rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
 from affine import Affine  # noqa: E402  (installed with rasterio)
@@ -42,18 +43,9 @@ R_EARTH = 6378137.0
 EXPRESSION = 'the gray storage tank on the lower left'
 
 
-def write_raster(path, data: np.ndarray, transform=TRANSFORM, crs='EPSG:3857',
-                 nodata=None) -> str:
-    """A (C, H, W) array as a GeoTIFF."""
-    profile = dict(driver='GTiff', width=data.shape[2], height=data.shape[1],
-                   count=data.shape[0], dtype=data.dtype.name, transform=transform)
-    if crs is not None:
-        profile['crs'] = crs
-    if nodata is not None:
-        profile['nodata'] = nodata
-    with rasterio.open(path, 'w', **profile) as dst:
-        dst.write(data)
-    return str(path)
+def write_raster(path, data: np.ndarray, transform=TRANSFORM, crs='EPSG:3857', nodata=None):
+    """A (C, H, W) array as a GeoTIFF in this file's EPSG:3857 grid by default."""
+    return _write_raster(path, data, transform, crs=crs, nodata=nodata)
 
 
 def map_xy(col: float, row: float):

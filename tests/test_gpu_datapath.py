@@ -18,6 +18,7 @@ from conftest import (
     demo_text_encoder,
     load_config,
     load_script,
+    offline_dataloader_cfg,
     tiny_model_overrides,
 )
 from mmengine.hooks import Hook
@@ -267,15 +268,9 @@ def _tensors(data) -> list:
 
 def _raw_batches(data_root, collate):
     """The first two batches (of 2) of the GPU config's training loader, no workers."""
-    loader = load_config(GPU_CONFIG).train_dataloader.copy()
-    loader.update(batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False,
-                  collate_fn=collate, sampler=dict(type='DefaultSampler', shuffle=False))
-    loader.dataset.data_root = str(data_root)
-    for step in loader.dataset.pipeline:
-        if step['type'] == 'DecoupleAndTokenize':
-            step['tokenizer'] = demo_text_encoder()
-        if step['type'] == 'RandomBlackBoxes':
-            step.update(ratio=1.0, seed=0)
+    loader = offline_dataloader_cfg(load_config(GPU_CONFIG).train_dataloader, data_root,
+                                    black_boxes=dict(ratio=1.0, seed=0))
+    loader.update(collate_fn=collate)
     set_random_seed(0)
     batches = iter(Runner.build_dataloader(loader, seed=0))
     return [next(batches), next(batches)]

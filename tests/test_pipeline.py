@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import demo_text_encoder, load_config
+from conftest import demo_text_encoder, load_config, offline_dataloader_cfg
 from mmengine.runner import Runner
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
@@ -17,20 +17,6 @@ from fianet_mmseg.text import TextDecoupler, load_tokenizer
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])
-
-
-def offline_dataloader_cfg(cfg_loader, data_root, batch_size=2):
-    """The config's dataloader with the offline tokenizer, no workers, in order."""
-    loader = cfg_loader.copy()
-    loader.update(batch_size=batch_size, num_workers=0, persistent_workers=False,
-                  pin_memory=False, sampler=dict(type='DefaultSampler', shuffle=False))
-    loader.dataset.data_root = str(data_root)
-    for step in loader.dataset.pipeline:
-        if step['type'] == 'DecoupleAndTokenize':
-            step['tokenizer'] = demo_text_encoder()
-        if step['type'] == 'RandomBlackBoxes':
-            step['ratio'] = 0.0  # checked on its own below
-    return loader
 
 
 @pytest.mark.slow

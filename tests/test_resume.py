@@ -183,6 +183,18 @@ def test_kill_mid_write_of_the_next_checkpoint(hook_type, tmp_path, monkeypatch)
     assert not list(tmp_path.glob(f'.*{TMP_SUFFIX}'))  # an exception (not a kill) cleans up
 
 
+def resume_to_epoch_3_like(full, parts) -> None:
+    """Resume the killed toy run in ``parts`` to epoch 3: only ``epoch_3.pth`` is left and its
+    weights equal those of the uninterrupted run in ``full``."""
+    toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3,
+               resume=True).train()
+    assert pth_names(parts) == {'epoch_3.pth'}
+    expected, resumed = load(full / 'epoch_3.pth'), load(parts / 'epoch_3.pth')
+    for key, value in expected['state_dict'].items():
+        assert torch.equal(resumed['state_dict'][key], value), key
+    assert resumed['meta']['epoch'] == 3
+
+
 def test_atomic_hook_resume_after_mid_write_kill_equals_uninterrupted(tmp_path, monkeypatch):
     full, parts = tmp_path / 'full', tmp_path / 'parts'
     toy_runner(full, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3).train()
@@ -191,13 +203,7 @@ def test_atomic_hook_resume_after_mid_write_kill_equals_uninterrupted(tmp_path, 
         with pytest.raises(Killed):
             toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1),
                        max_epochs=3).train()
-    toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3,
-               resume=True).train()
-    assert pth_names(parts) == {'epoch_3.pth'}
-    expected, resumed = load(full / 'epoch_3.pth'), load(parts / 'epoch_3.pth')
-    for key, value in expected['state_dict'].items():
-        assert torch.equal(resumed['state_dict'][key], value), key
-    assert resumed['meta']['epoch'] == 3
+    resume_to_epoch_3_like(full, parts)
 
 
 @pytest.mark.parametrize('hook_type', [STOCK, ATOMIC])
@@ -293,12 +299,7 @@ def test_kill_mid_write_of_last_checkpoint_keeps_the_previous_name(tmp_path, mon
     assert (parts / 'last_checkpoint').read_text() == str(parts / 'epoch_1.pth')
     assert pth_names(parts) == {'epoch_1.pth', 'epoch_2.pth'}
     assert load(parts / 'epoch_2.pth')['meta']['epoch'] == 2
-    toy_runner(parts, AtomicCheckpointHook(interval=1, max_keep_ckpts=1), max_epochs=3,
-               resume=True).train()
-    assert pth_names(parts) == {'epoch_3.pth'}
-    expected, resumed = load(full / 'epoch_3.pth'), load(parts / 'epoch_3.pth')
-    for key, value in expected['state_dict'].items():
-        assert torch.equal(resumed['state_dict'][key], value), key
+    resume_to_epoch_3_like(full, parts)
 
 
 #: hook arguments, toy_runner arguments
