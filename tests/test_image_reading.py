@@ -345,9 +345,17 @@ def test_exif_orientation_is_ignored_everywhere(model_and_checkpoint, rrsisd_roo
     assert torch.equal(result.seg_logits.data, from_array.seg_logits.data)
     mask = result.pred_sem_seg.data[0].numpy().astype(np.uint8)
     assert mask.shape == (HEIGHT, WIDTH) and 0 < mask.mean() < 1
-    out = load_script('demo/web_demo.py').Segmenter(model, str(tmp_path / 'web'))(
-        path, EXPRESSION)
-    assert out['overlay'].shape == (HEIGHT, WIDTH, 3)
+    web = load_script('demo/web_demo.py')
+    out = web.Segmenter(model, str(tmp_path / 'web'))(path, EXPRESSION)
+    # the page shows the stored pixels enlarged by a whole factor, the caption below them
+    factor = web.DISPLAY_SIDE // WIDTH
+    shown = out['overlay'][:HEIGHT * factor]
+    assert out['overlay'].shape[1:] == (WIDTH * factor, 3)
+    assert out['overlay'].shape[0] > HEIGHT * factor
+    enlarged = np.repeat(np.repeat(stored, factor, 0), factor, 1)
+    near_mask = cv2.dilate(np.repeat(np.repeat(mask, factor, 0), factor, 1),
+                           np.ones((5, 5), np.uint8)) > 0
+    assert np.array_equal(shown[~near_mask], enlarged[~near_mask])
     assert np.array_equal(read_mask(out['mask_file']), mask)
     demo = load_script('demo/image_demo.py')
     written = demo.main([path, EXPRESSION, CONFIG, str(checkpoint), '--out',
