@@ -197,8 +197,13 @@ def test_same_prediction_through_every_entry_point(scene_files, model_and_checkp
     assert [Path(p).name for p in run.written] == [
         '0_scene16_mask.png', '1_scene8_mask.png', '2_scene16_gdal_mask.tif',
         '3_scene16_rgb_mask.tif']
+    # batches of two: float noise of another batch shape may flip a pixel whose logit margin
+    # is within it (logits of about 0.5; as in test_inference's batched-equals-one-by-one)
+    logits = reference.seg_logits.data.numpy()
+    clear = np.abs(logits[1] - logits[0]) > 1e-3
+    assert clear.mean() > 0.9
     for path in run.written:
-        assert np.array_equal(read_mask(path), mask), path
+        assert np.array_equal(read_mask(path)[clear], mask[clear]), path
     with open(run.summary, newline='') as file:
         assert {row['status'] for row in csv.DictReader(file)} == {'ok'}
     # the web demo's work, without a browser
