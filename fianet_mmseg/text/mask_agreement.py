@@ -36,7 +36,7 @@ from .reference_masks import (
     import_nltk,
     missing_nltk_data,
 )
-from .tokenization import ExpressionEncoder
+from .tokenization import ExpressionEncoder, covered_wordpieces
 
 
 def jsonl_files(inputs: Sequence[str]) -> List[str]:
@@ -90,10 +90,6 @@ class Tally:
         n = max(self.count, 1)
         return dict(expressions=self.count, exact_equal=self.equal / n,
                     mean_iou=self.iou_sum / n)
-
-
-def covered(tokens: List[str], mask: np.ndarray) -> str:
-    return ' '.join(t for t, on in zip(tokens, mask) if on) or '-'
 
 
 
@@ -187,6 +183,6 @@ def report_lines(comparison: dict, examples: int = 0) -> List[str]:
             tokens = encoder.tokenizer.convert_ids_to_tokens(
                 encoder(expression)['input_ids'].tolist())
             lines.append(f'{key} differs: {expression!r}\n'
-                         f'    project:   {covered(tokens, project)}\n'
-                         f'    reference: {covered(tokens, reference)}')
+                         f'    project:   {covered_wordpieces(tokens, project)}\n'
+                         f'    reference: {covered_wordpieces(tokens, reference)}')
     return lines
