@@ -17,7 +17,7 @@ from conftest import (
 )
 from mmengine.dataset import pseudo_collate
 
-from fianet_mmseg.apis import get_inference_pipeline, init_model
+from fianet_mmseg.apis import get_inference_pipeline, init_model, onnx_export
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # one export, ~30 s on two CPU cores
 onnx = require('onnx', 'pip install "fianet-mmseg[dev]"')
@@ -50,9 +50,9 @@ def exported(rrsisd_root, tmp_path_factory):
 
 
 def test_export_checks_batches_other_than_the_exported_one(exported):
-    tool, _, out, differences = exported
+    _, _, out, differences = exported
     assert out.is_file()
-    assert sorted(differences) == [1, 3] and tool.EXPORT_BATCH not in differences
+    assert sorted(differences) == [1, 3] and onnx_export.EXPORT_BATCH not in differences
     assert all(0 <= d <= 1e-3 for d in differences.values())
     graph = onnx.load(str(out)).graph
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
@@ -88,32 +88,32 @@ def test_onnx_matches_pytorch_on_real_samples_at_batch_4(exported, rrsisd_root):
 
 
 def test_failed_check_never_replaces_the_output(exported, tmp_path):
-    tool, checkpoint, out, _ = exported
+    _, checkpoint, out, _ = exported
     target = tmp_path / 'model.onnx'
     target.write_bytes(b'previous model')
     model = init_model(CONFIG, str(checkpoint),
                        cfg_options=options_dict(export_options('unused')))
-    checks = {1: tool.example_inputs(model, 1, SIZE, SIZE, LENGTH)}
-    reference = tool.torch_reference(model)
+    checks = {1: onnx_export.example_inputs(model, 1, SIZE, SIZE, LENGTH)}
+    reference = onnx_export.torch_reference(model)
 
     def shifted(inputs):  # disagrees with the exported graph by 1 everywhere
         return reference(inputs) + 1.0
 
     candidate = tmp_path / 'candidate.onnx'
     shutil.copy(out, candidate)
-    passed, differences = tool.check_and_commit(str(candidate), str(target), shifted, checks,
+    passed, differences = onnx_export.check_and_commit(str(candidate), str(target), shifted, checks,
                                                 1e-3)
     assert not passed and differences[1] == pytest.approx(1.0, abs=1e-3)
     assert target.read_bytes() == b'previous model' and not candidate.exists()
     # --keep-failed keeps the rejected model beside the output
     shutil.copy(out, candidate)
-    passed, _ = tool.check_and_commit(str(candidate), str(target), shifted, checks, 1e-3,
+    passed, _ = onnx_export.check_and_commit(str(candidate), str(target), shifted, checks, 1e-3,
                                       keep_failed=True)
     assert not passed and (tmp_path / 'model.failed.onnx').is_file()
     assert target.read_bytes() == b'previous model'
     # the unshifted reference passes and moves the candidate onto the output
     shutil.copy(out, candidate)
-    passed, _ = tool.check_and_commit(str(candidate), str(target), reference, checks, 1e-3)
+    passed, _ = onnx_export.check_and_commit(str(candidate), str(target), reference, checks, 1e-3)
     assert passed and target.read_bytes() == out.read_bytes() and not candidate.exists()
 
 
@@ -122,10 +122,10 @@ def test_cli_exits_non_zero_with_the_difference(exported, tmp_path, monkeypatch,
     target = tmp_path / 'cli.onnx'
     target.write_bytes(b'previous model')
     # reuse the exported graph instead of exporting again; the reference is off by 0.5
-    monkeypatch.setattr(tool, 'export', lambda model, path, inputs, opset=None:
+    monkeypatch.setattr(onnx_export, 'export', lambda model, path, inputs, opset=None:
                         shutil.copy(out, path))
-    original = tool.torch_reference
-    monkeypatch.setattr(tool, 'torch_reference',
+    original = onnx_export.torch_reference
+    monkeypatch.setattr(onnx_export, 'torch_reference',
                         lambda model: (lambda inputs: original(model)(inputs) + 0.5))
     with pytest.raises(SystemExit) as stop:
         tool.main([CONFIG, str(checkpoint), str(target), '--shape', str(SIZE), str(SIZE),

@@ -35,6 +35,7 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 from fianet_mmseg.apis import decode_image, inference_model, init_model, read_image
+from fianet_mmseg.apis.web import DISPLAY_SIDE, Segmenter
 from fianet_mmseg.utils.image_io import decode_channels
 
 rasterio = require('rasterio', 'pip install "fianet-mmseg[geo]"')
@@ -207,7 +208,7 @@ def test_same_prediction_through_every_entry_point(scene_files, model_and_checkp
     with open(run.summary, newline='') as file:
         assert {row['status'] for row in csv.DictReader(file)} == {'ok'}
     # the web demo's work, without a browser
-    segmenter = load_script('demo/web_demo.py').Segmenter(model, str(tmp_path / 'web'))
+    segmenter = Segmenter(model, str(tmp_path / 'web'))
     overlays = []
     for name, path in files.items():
         out = segmenter(path, EXPRESSION)
@@ -350,10 +351,9 @@ def test_exif_orientation_is_ignored_everywhere(model_and_checkpoint, rrsisd_roo
     assert torch.equal(result.seg_logits.data, from_array.seg_logits.data)
     mask = result.pred_sem_seg.data[0].numpy().astype(np.uint8)
     assert mask.shape == (HEIGHT, WIDTH) and 0 < mask.mean() < 1
-    web = load_script('demo/web_demo.py')
-    out = web.Segmenter(model, str(tmp_path / 'web'))(path, EXPRESSION)
+    out = Segmenter(model, str(tmp_path / 'web'))(path, EXPRESSION)
     # the page shows the stored pixels enlarged by a whole factor, the caption below them
-    factor = web.DISPLAY_SIDE // WIDTH
+    factor = DISPLAY_SIDE // WIDTH
     shown = out['overlay'][:HEIGHT * factor]
     assert out['overlay'].shape[1:] == (WIDTH * factor, 3)
     assert out['overlay'].shape[0] > HEIGHT * factor

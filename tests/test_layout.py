@@ -34,8 +34,9 @@ def _limit(what: str) -> int:
 #: Layer of each top-level part of the package: a module may import from its own
 #: part and from parts of LOWER layers only (ARCHITECTURE.md, "The rooms and their layers").
 LAYERS = _layers_of_the_architecture()
-#: Longest module of the package, and of the image demo.
+#: Longest module of the package, longest script, and the image demo.
 MAX_MODULE_LINES = _limit('a module of the package has')
+MAX_SCRIPT_LINES = _limit('a script in')
 MAX_IMAGE_DEMO_LINES = _limit('`demo/image_demo.py`')
 
 
@@ -206,12 +207,24 @@ def test_the_circle_check_finds_a_circle():
     assert _circles({'a': {'b'}, 'b': set()}) == []
 
 
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding='utf-8').splitlines())
+
+
 def test_modules_are_short_and_the_image_demo_is_thin():
     long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob('*.py')
-            if (n := len(p.read_text(encoding='utf-8').splitlines())) > MAX_MODULE_LINES}
+            if (n := _lines(p)) > MAX_MODULE_LINES}
     assert not long, f'split these modules (over {MAX_MODULE_LINES} lines): {long}'
-    demo = len((REPO / 'demo' / 'image_demo.py').read_text(encoding='utf-8').splitlines())
+    demo = _lines(REPO / 'demo' / 'image_demo.py')
     assert demo <= MAX_IMAGE_DEMO_LINES, f'demo/image_demo.py has {demo} lines'
+
+
+def test_scripts_are_thin():
+    """A script is a parser and a call: what it does beyond that lives in the package."""
+    assert MAX_IMAGE_DEMO_LINES <= MAX_SCRIPT_LINES < MAX_MODULE_LINES
+    long = {str(p.relative_to(REPO)): n for p in _scripts() if (n := _lines(p)) > MAX_SCRIPT_LINES}
+    assert not long, f'move the work of these scripts into the package (over ' \
+        f'{MAX_SCRIPT_LINES} lines): {long}'
 
 
 def test_engine_holds_registered_training_parts_only():

@@ -532,9 +532,11 @@ def test_reference_text_configs(dataset, length):
 def test_compare_tool_object_part_without_tagger(tmp_path, monkeypatch, capsys):
     from conftest import load_script
 
+    from fianet_mmseg.text import mask_agreement
+
     tool = load_script('tools/analysis_tools/compare_text_masks.py')
     # as on a machine without NLTK data: data-free words, position part refused
-    monkeypatch.setattr(tool, 'missing_nltk_data', lambda names: list(names))
+    monkeypatch.setattr(mask_agreement, 'missing_nltk_data', lambda names: list(names))
     data = tmp_path / 'test.jsonl'
     data.write_text(json.dumps({'expression': 'car'}) + '\n\n'
                     + json.dumps({'expression': 'building along the road'}) + '\n')

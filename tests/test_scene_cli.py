@@ -134,3 +134,31 @@ def test_cli_errors(setup, reference):
     done = run(args, ok=False)
     assert done.returncode == 1 and "error: the expression 'on the lower left' has no object " \
         'phrase' in done.stderr
+
+
+@pytest.mark.slow
+def test_scene_benchmark_cli(setup, tmp_path, capsys):
+    """tools/analysis_tools/benchmark_scene.py: a memory record through the scene CLI's own
+    process, the overhead record timed in this one, then the summary; the timing hook on the
+    scene path's model calls is removed afterwards."""
+    from conftest import load_script
+
+    from fianet_mmseg.apis import inference_model
+    from fianet_mmseg.apis.scene import inferencer as inferencer_module
+
+    tool = load_script('tools/analysis_tools/benchmark_scene.py')
+    tool.main([CONFIG, '--checkpoint', setup['checkpoint'], '--window', '96', '--sizes', '100',
+               '--overhead-size', '100', '--rounds', '1', '--batch-size', '2',
+               '--work-dir', str(tmp_path), '--cfg-options', *setup['options']])
+    memory, overhead, summary = [json.loads(line) for line in
+                                 capsys.readouterr().out.splitlines() if line.startswith('{')]
+    assert [memory['kind'], overhead['kind'], summary['kind']] == ['memory', 'overhead',
+                                                                   'summary']
+    assert memory['scene_side'] == 100 and memory['peak_memory_mb'] > 0
+    assert overhead['windows'] == memory['windows'] > 1
+    # the model's share is timed inside the streamed run: a part of it
+    assert 0 < overhead['streamed_model_s'][0] < overhead['streamed_s'][0]
+    assert summary['growth_mb'] == {'100': 0.0}
+    assert summary['overhead_ratio_median'] == overhead['ratio_median']
+    assert inferencer_module.inference_model is inference_model
+    assert not (tmp_path / 'scene_100.tif').exists()

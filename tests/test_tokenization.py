@@ -201,3 +201,21 @@ def test_load_errors_name_the_path(tmp_path):
         load_tokenizer(str(missing))
     with pytest.raises(OSError, match='no_such_module_xyz'):
         load_tokenizer('package://no_such_module_xyz/model')
+
+
+def test_decouple_tool_prints_the_wordpieces_of_each_mask(vocab_dir, capsys):
+    """tools/analysis_tools/decouple.py: the phrases, then the wordpieces each mask covers."""
+    from conftest import load_script
+
+    load_script('tools/analysis_tools/decouple.py').main(
+        ['The gray storage tank on the lower left', 'a ship', '--max-length', '12',
+         '--tokenizer', str(vocab_dir)])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[3] == ['attention_mask:', '[CLS]', 'the', 'gray', 'storage', 'tank', 'on',
+                        'the', 'lower', 'left', '[SEP]']
+    assert lines[4] == ['object_mask:', 'gray', 'storage', 'tank']
+    assert lines[5] == ['position_mask:', 'on', 'the', 'lower', 'left']
+    # no position phrase: the position mask is the attention mask (docs/reference.md 6)
+    assert lines[8] == ['spatial:', '-']
+    assert lines[10] == ['object_mask:', 'ship']
+    assert lines[11][0] == 'position_mask:' and lines[11][1:] == lines[9][1:]

@@ -1,4 +1,5 @@
-"""Browser demo (demo/web_demo.py): the page's work, then the page in headless Chromium.
+"""Browser demo (demo/web_demo.py over fianet_mmseg.apis.web): its command line, the page's
+work, then the page in headless Chromium.
 
 The browser test needs Debian's Chromium at /usr/bin/chromium, Playwright and
 gradio; it skips without them, except under CI (``CI`` set), where it fails.
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_CONFIG as CONFIG
-from conftest import load_script, options_dict, require, tiny_test_options
+from conftest import REPO, options_dict, require, tiny_test_options
 
 from fianet_mmseg.apis import inference_model, init_model
 
@@ -71,11 +74,22 @@ def model(rrsisd_root):
 
 @pytest.fixture(scope='module')
 def web():
-    return load_script('demo/web_demo.py')
+    import fianet_mmseg.apis.web as web
+
+    return web
 
 
 def expected_mask(model, image_bgr: np.ndarray) -> np.ndarray:
     return inference_model(model, image_bgr, EXPRESSION).pred_sem_seg.data[0].numpy() > 0
+
+
+def test_cli_checks_its_options_before_loading_a_model():
+    """The script parses its options and stops on a bad one (the config is never read)."""
+    done = subprocess.run([sys.executable, str(REPO / 'demo' / 'web_demo.py'), 'missing.py',
+                           'missing.pth', '--alpha', '2'], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 2
+    assert '--alpha must be in [0, 1], got 2.0' in done.stderr
 
 
 def test_highlight_phrases_runs(web):

@@ -1,6 +1,7 @@
 """Inference API: ``init_model`` and ``inference_model``; the image reader; rasters in
 (:mod:`.raster_input`), georeferenced masks and polygons out (:mod:`.raster_output`,
-:mod:`.vector_output`)."""
+:mod:`.vector_output`). Imported on use: whole scenes (:mod:`.scene`), the web demo's page
+(:mod:`.web`), the ONNX export (:mod:`.onnx_export`)."""
 from ..utils.image_io import decode_image, read_image
 from .inference import (
     InferencePipeline,

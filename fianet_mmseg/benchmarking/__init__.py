@@ -14,4 +14,6 @@ The work of ``tools/analysis_tools/benchmark.py`` and ``profile_step.py``:
 * :mod:`.profiling`: one training step's self CPU time split by model part;
 * :mod:`.data_path`: the GPU data path measured (``gpu_check.sh``'s training runs:
   samples/s and data-wait share; the device black boxes against the reference's).
+* :mod:`.scene`: whole-scene inference measured (``benchmark_scene.py``: peak memory
+  against the scene's size, the streamed path's overhead over plain model calls).
 """

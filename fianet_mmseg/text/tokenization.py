@@ -213,3 +213,8 @@ class ExpressionEncoder:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(tokenizer={type(self.tokenizer).__name__}, '
                 f'max_length={self.max_length}, truncate={self.truncate})')
+
+
+def covered_wordpieces(tokens: Sequence[str], mask: Sequence[int]) -> str:
+    """The wordpieces where ``mask`` (``(L,)``, 0/1) is 1, space-separated; ``-`` for none."""
+    return ' '.join(token for token, on in zip(tokens, mask, strict=True) if on) or '-'

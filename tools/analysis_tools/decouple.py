@@ -8,11 +8,10 @@ Example (from the repository root)::
 from __future__ import annotations
 
 import argparse
-from typing import List, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from fianet_mmseg.text import ExpressionEncoder, TextDecoupler
+from fianet_mmseg.text.tokenization import covered_wordpieces
 from fianet_mmseg.utils import DEMO_TEXT_ENCODER
 
 
@@ -29,11 +28,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def covered(tokens: List[str], mask: np.ndarray) -> str:
-    """The wordpieces where ``mask`` is 1, space-separated."""
-    return ' '.join(token for token, on in zip(tokens, mask, strict=True) if on) or '-'
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     decoupler = TextDecoupler(args.dataset)
@@ -47,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f'  object:   {decoupled.object_phrase!r} (category: {decoupled.category})')
         print(f'  spatial:  {spatial}')
         for key in ('attention_mask', 'object_mask', 'position_mask'):
-            print(f'  {key + ":":16}{covered(tokens, encoded[key])}')
+            print(f'  {key + ":":16}{covered_wordpieces(tokens, encoded[key])}')
 
 
 if __name__ == '__main__':
