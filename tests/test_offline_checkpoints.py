@@ -37,6 +37,7 @@ from reference_fianet import fill_like_fixture
 
 import fianet_mmseg
 from fianet_mmseg.apis import init_model
+from fianet_mmseg.apis.test_setup import check_tokenizer_vocabulary
 from fianet_mmseg.checkpoint import decode_architecture
 from fianet_mmseg.text import load_tokenizer
 
@@ -130,13 +131,12 @@ def test_a_tokenizer_larger_than_the_encoder_vocabulary_is_refused():
         overrides['model.text_encoder.bert_config'], vocab_size=500)
     small = build_model(CONFIG.name, overrides).state_dict()
     tokenizer = load_tokenizer(demo_text_encoder())
-    test_py = load_script('tools/test.py')
     with pytest.raises(ValueError, match=rf'{TOKENIZER_KEY}: the tokenizer has '
                                          rf"{len(tokenizer)} wordpieces, the checkpoint's text "
                                          r'encoder only 500 embeddings'):
-        test_py.check_tokenizer_vocabulary({TOKENIZER_KEY: tokenizer}, small)
+        check_tokenizer_vocabulary({TOKENIZER_KEY: tokenizer}, small)
     fitting = build_model(CONFIG.name, tiny_model_overrides()).state_dict()  # 30522 embeddings
-    test_py.check_tokenizer_vocabulary({TOKENIZER_KEY: tokenizer}, fitting)
+    check_tokenizer_vocabulary({TOKENIZER_KEY: tokenizer}, fitting)
 
 
 # ---------------------------------------------------------- the authors' checkpoint converted

@@ -11,23 +11,25 @@ As in ``init_model``, the text encoder is built from the architecture the
 checkpoint stores (nothing downloaded; the config's ``name_or_path`` only for
 checkpoints without it). The test pipeline's tokenizer is loaded before the
 model is built: one that cannot be loaded (a hub name offline) is an error
-giving the option that points it at a local directory.
+giving the option that points it at a local directory
+(:mod:`fianet_mmseg.apis.test_setup`).
 ``--out DIR`` writes the predicted masks like mmseg's ``tools/test.py --out``:
 one PNG per test sample (expression), at the image's size, 0/1 values.
 """
 import argparse
 import os
 import os.path as osp
-from typing import Any, Dict, Mapping
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
+from fianet_mmseg.apis.test_setup import (
+    check_tokenizer_vocabulary,
+    enable_visualization,
+    load_pipeline_tokenizers,
+    set_refseg_output,
+)
 from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
-from fianet_mmseg.text import load_tokenizer
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
-
-#: The text encoder's (V, D) word embeddings in a checkpoint's state dict.
-WORD_EMBEDDINGS = 'text_encoder.bert.embeddings.word_embeddings.weight'
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,84 +56,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
-    """Turn on the visualisation hook for --show / --show-dir."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise KeyError('--show/--show-dir need default_hooks.visualization in the config')
-    hook['draw'] = True
-    if args.show:
-        hook['show'] = True
-        hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
-
-
-def set_refseg_output(cfg: Config, option: str, **outputs: str) -> None:
-    """Set output arguments (``output_file``, ``output_dir``) of the config's RefSegMetric."""
-    evaluators = cfg.test_evaluator
-    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
-    metrics = [e for e in evaluators if e.get('type') == 'RefSegMetric']
-    if not metrics:
-        raise KeyError(f'{option} needs a RefSegMetric in test_evaluator')
-    metrics[0].update(outputs)
-
-
-def load_pipeline_tokenizers(cfg: Config, loader: str = 'test_dataloader') -> Dict[str, Any]:
-    """Load the tokenizer of each ``DecoupleAndTokenize`` step of ``cfg[loader]``'s pipeline.
-
-    Done before the model is built, so that a tokenizer that cannot be loaded
-    (a hub name with the hub offline or unreachable and nothing cached) is
-    named at once, with the option that points it at a local directory.
-
-    Returns:
-        dict: The config key of each step's ``tokenizer``
-        (``test_dataloader.dataset.pipeline.3.tokenizer``) -> the tokenizer.
-
-    Raises:
-        OSError: Naming the key, the tokenizer and what to give instead.
-    """
-    dataset = (cfg.get(loader) or {}).get('dataset') or {}
-    tokenizers = {}
-    for index, step in enumerate(dataset.get('pipeline') or []):
-        if str(step.get('type', '')).split('.')[-1] != 'DecoupleAndTokenize':
-            continue
-        key = f'{loader}.dataset.pipeline.{index}.tokenizer'
-        try:
-            tokenizers[key] = load_tokenizer(step['tokenizer'])
-        except OSError as err:
-            raise OSError(
-                f'{key}={step["tokenizer"]!r}: cannot load the tokenizer ({err}). Without the '
-                f'hub (HF_HUB_OFFLINE=1, no network) give a local directory holding the '
-                f'vocabulary the model was trained with (vocab.txt alone is enough): '
-                f'--cfg-options {key}=DIR') from err
-    return tokenizers
-
-
-def check_tokenizer_vocabulary(tokenizers: Mapping[str, Any], state: Mapping[str, Any]) -> None:
-    """Refuse a tokenizer with more wordpieces than the checkpoint's text encoder has embeddings.
-
-    Its ids would index past the embeddings: it is another vocabulary than the
-    model's. A checkpoint without BERT word embeddings is not checked.
-
-    Args:
-        tokenizers (dict): From :func:`load_pipeline_tokenizers`.
-        state (dict): The checkpoint's state dict.
-
-    Raises:
-        ValueError: Naming the config key and both sizes.
-    """
-    embeddings = state.get(WORD_EMBEDDINGS)
-    if embeddings is None:
-        return
-    size = embeddings.shape[0]
-    for key, tokenizer in tokenizers.items():
-        if len(tokenizer) > size:
-            raise ValueError(f'{key}: the tokenizer has {len(tokenizer)} wordpieces, the '
-                             f"checkpoint's text encoder only {size} embeddings: it is not the "
-                             'vocabulary the model was trained with; give that one')
-
-
 def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
@@ -142,7 +66,7 @@ def main() -> None:
     cfg.load_from = None  # the weights are loaded below, from the state read above
     check_tokenizer_vocabulary(load_pipeline_tokenizers(cfg, 'test_dataloader'), state)
     if args.show or args.show_dir:
-        enable_visualization(cfg, args)
+        enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.out:
         set_refseg_output(cfg, '--out', output_dir=args.out)
     if args.per_sample:
