@@ -2,6 +2,7 @@
 (:mod:`.raster_input`), georeferenced masks and polygons out (:mod:`.raster_output`,
 :mod:`.vector_output`)."""
 from ..utils.image_io import decode_image, read_image
+from ..utils.precision import PRECISIONS, add_precision_argument, apply_precision
 from .inference import (
     InferencePipeline,
     foreground_probability,
@@ -21,7 +22,8 @@ from .vector_output import (
     write_geopackage,
 )
 
-__all__ = ['GeoImage', 'InferencePipeline', 'decode_image', 'foreground_probability',
+__all__ = ['GeoImage', 'InferencePipeline', 'PRECISIONS', 'add_precision_argument',
+           'apply_precision', 'decode_image', 'foreground_probability',
            'get_inference_pipeline', 'inference_model', 'init_model', 'mask_polygons',
            'mask_to_geojson', 'pair_inputs', 'prediction_to_geojson', 'read_geotiff', 'read_image',
            'wordpiece_masks', 'write_geojson', 'write_geopackage', 'write_mask_geotiff']

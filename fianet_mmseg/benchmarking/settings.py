@@ -8,6 +8,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 from mmengine.config import Config
 from torch import nn
 
+from ..utils.precision import PRECISIONS
 from ..utils.run_config import use_mixed_precision
 
 #: Speed-up switches: name -> the config keys it sets (True: on).
@@ -31,10 +32,14 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
                          num_attention_heads=12, intermediate_size=3072,
                          max_position_embeddings=512, type_vocab_size=2)
 
+#: Reduced-precision inference paths: the config's path at that precision
+#: (:func:`fianet_mmseg.utils.precision.apply_precision`; ``--mode infer`` only).
+REDUCED_PRECISIONS = tuple(p for p in PRECISIONS if p != 'fp32')
+
 #: Paths a run can time: the config as it is, every switch on, every switch off,
-#: one switch on alone, or the model of ``--baseline``.
+#: one switch on alone, the model of ``--baseline``, or a reduced precision.
 CONFIG, FAST, STRAIGHTFORWARD, BASELINE = 'config', 'fast', 'straightforward', 'baseline'
-PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE)
+PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE, *REDUCED_PRECISIONS)
 
 
 @dataclass
@@ -188,7 +193,7 @@ def prepare_config(settings: BenchmarkSettings) -> Tuple[Config, dict]:
         set_speedups(cfg, SPEEDUPS)
     elif settings.path == STRAIGHTFORWARD:
         set_speedups(cfg, ())
-    elif settings.path != CONFIG:
+    elif settings.path not in (CONFIG, *REDUCED_PRECISIONS):
         set_speedups(cfg, [settings.path])
     if settings.with_cp:
         cfg.model.backbone.with_cp = True
