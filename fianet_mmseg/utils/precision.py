@@ -12,7 +12,7 @@ one that infers at a precision:
   ``torch.cuda.is_bf16_supported()``); elsewhere a warning says so and the
   model stays float32 (``force=True`` runs bfloat16 anyway, slowly: for tests).
 - ``'int8'``: every ``nn.Linear`` (Swin, FIAM, BERT) replaced by a
-  dynamically quantised int8 linear layer (weights int8 per tensor,
+  dynamically quantised int8 linear layer (weights int8 per output channel,
   activations quantised per call), CPU only. It uses torch's
   ``torch.ao.quantization.quantize_dynamic``: torch 2.13 marks it deprecated
   in favour of torchao, but torchao 0.18's eager int8 path was slower than
@@ -99,12 +99,13 @@ def autocast_test_step(model: nn.Module, device_type: str,
 
 def quantize_linear_int8(model: nn.Module) -> nn.Module:
     """Replace every ``nn.Linear`` of ``model`` (in place) by a dynamic int8 one."""
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():  # the API's deprecation notice (see module docstring)
         warnings.simplefilter('ignore', DeprecationWarning)
-        warnings.filterwarnings('ignore', message='.*quantize_per_tensor.*')
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        warnings.filterwarnings('ignore', message='.*quantize_per_(tensor|channel).*')
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig},
+                                dtype=torch.qint8, inplace=True)
 
 
 def apply_precision(model: nn.Module, precision: str = 'fp32', device: Optional[str] = None,
