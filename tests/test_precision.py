@@ -1,4 +1,5 @@
-"""Reduced-precision inference: bf16 and int8 agree with float32 within their dtype's bound.
+"""Reduced-precision inference: bf16 (and the benchmark's int8) agree with float32 within
+their dtype's bound.
 
 The bound. bfloat16 keeps 8 significant bits: one rounding has a relative error
 of at most ``u = 2**-8``. Under autocast every matrix product and convolution
@@ -35,7 +36,7 @@ from conftest import (
 
 from fianet_mmseg.apis import inference_model, init_model
 from fianet_mmseg.utils import precision as precision_module
-from fianet_mmseg.utils.precision import PRECISION_ATTR, apply_precision
+from fianet_mmseg.utils.precision import PRECISION_ATTR, apply_precision, set_benchmark_precision
 
 #: bfloat16's unit roundoff (8 significant bits).
 BF16_U = 2.0 ** -8
@@ -104,18 +105,20 @@ def test_bf16_agrees_with_fp32(rrsisd_root, tiny_checkpoint, fp32_run):
     check_agreement(logits_of(model, rrsisd_root), fp32_run, BF16_U)
 
 
-def test_int8_agrees_with_fp32(rrsisd_root, tiny_checkpoint, fp32_run):
-    model = load(rrsisd_root, tiny_checkpoint, precision='int8')
-    assert getattr(model, PRECISION_ATTR) == 'int8'
+def test_benchmark_int8_agrees_with_fp32(rrsisd_root, tiny_checkpoint, fp32_run):
+    """int8 is not an option of init_model (its gain was too small); the benchmark measures it."""
+    model = load(rrsisd_root, tiny_checkpoint)
+    assert set_benchmark_precision(model, 'int8') == 'int8'
     linears = [m for m in model.modules() if type(m).__name__ == 'Linear']
     assert not [m for m in linears if type(m) is torch.nn.Linear]  # all quantised
     check_agreement(logits_of(model, rrsisd_root), fp32_run, 1 / 255)
 
 
-@pytest.mark.parametrize('value', ['fp16', 'FP32', None, 8])
+@pytest.mark.parametrize('value', ['fp16', 'FP32', None, 8, 'int8'])
 def test_bad_precision_names_the_field(rrsisd_root, tiny_checkpoint, value):
-    with pytest.raises(ValueError, match=r"precision must be one of 'fp32', 'bf16', 'int8'"):
+    with pytest.raises(ValueError, match=r"precision must be one of 'fp32', 'bf16', got") as err:
         load(rrsisd_root, tiny_checkpoint, precision=value)
+    assert ('measured and not kept' in str(err.value)) == (value == 'int8')
 
 
 def test_bf16_without_instructions_warns_and_stays_fp32(rrsisd_root, tiny_checkpoint,
@@ -135,10 +138,10 @@ def test_bf16_detection_reads_the_cpu_flags(monkeypatch):
     assert precision_module.bf16_support('cpu') == (True, 'CPU flags amx_bf16')
 
 
-def test_int8_refuses_a_gpu():
+def test_benchmark_int8_refuses_a_gpu():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4))
-    with pytest.raises(ValueError, match='int8.*CPU only'):
-        apply_precision(model, 'int8', device='cuda')
+    with pytest.raises(ValueError, match='int8 path runs on the CPU only'):
+        set_benchmark_precision(model, 'int8', device='cuda')
 
 
 SCRIPT_ARGS = {
@@ -162,7 +165,7 @@ def test_scripts_take_precision(script, monkeypatch, capsys):
         return module.parse_args(argv)
 
     assert parse().precision == 'fp32'
-    assert parse('--precision', 'int8').precision == 'int8'
+    assert parse('--precision', 'bf16').precision == 'bf16'
     with pytest.raises(SystemExit):
-        parse('--precision', 'fp16')
-    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+        parse('--precision', 'int8')
+    assert "invalid choice: 'int8'" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 :func:`precision_agreement` builds the config's model once, infers the
 synthetic batch in float32, then for each reduced precision (a copy of the
-model, :func:`~fianet_mmseg.utils.precision.apply_precision`) compares the
+model, :func:`~fianet_mmseg.utils.precision.set_benchmark_precision`) compares the
 logits at the input size: max and mean |difference|, the float32 logits'
 largest magnitude, and the share of pixels whose argmax class agrees.
 """
@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ..utils.precision import apply_precision
+from ..utils.precision import set_benchmark_precision
 from .inputs import synthetic_data
 from .runs import build_model
 from .settings import BenchmarkSettings, prepare_config
@@ -46,7 +46,7 @@ def precision_agreement(settings: BenchmarkSettings, precisions: Sequence[str]) 
     records = []
     for precision in precisions:
         reduced = copy.deepcopy(model)
-        ran = apply_precision(reduced, precision, settings.device)
+        ran = set_benchmark_precision(reduced, precision, settings.device)
         values = {k: round(v, 6) for k, v in compare_logits(_logits(reduced, data),
                                                             exact).items()}
         records.append(dict(agreement=precision, ran_as=ran, batch=settings.batch, **inputs,

@@ -140,9 +140,9 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
                      amp_dtype=notes['amp'] if settings.mode == 'infer' else None)
     notes['flops'] = flop_count.count_flops(step)  # a reduced precision: its float32 step's
     if settings.path in REDUCED_PRECISIONS:
-        from ..utils.precision import apply_precision
+        from ..utils.precision import set_benchmark_precision
 
-        notes['precision'] = apply_precision(model, settings.path, settings.device)
+        notes['precision'] = set_benchmark_precision(model, settings.path, settings.device)
         step = make_step(model, data, settings.mode)
     return model, optim_wrapper, cfg, notes, step, inputs
 

@@ -8,7 +8,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 from mmengine.config import Config
 from torch import nn
 
-from ..utils.precision import PRECISIONS
+from ..utils.precision import PRECISIONS, REMOVED_PRECISIONS
 from ..utils.run_config import use_mixed_precision
 
 #: Speed-up switches: name -> the config keys it sets (True: on).
@@ -32,9 +32,11 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
                          num_attention_heads=12, intermediate_size=3072,
                          max_position_embeddings=512, type_vocab_size=2)
 
-#: Reduced-precision inference paths: the config's path at that precision
-#: (:func:`fianet_mmseg.utils.precision.apply_precision`; ``--mode infer`` only).
-REDUCED_PRECISIONS = tuple(p for p in PRECISIONS if p != 'fp32')
+#: Reduced-precision inference paths (``--mode infer`` only): the config's path at
+#: that precision (:func:`fianet_mmseg.utils.precision.apply_precision`), and
+#: ``int8`` (measured, not an option of ``init_model``:
+#: :func:`~fianet_mmseg.utils.precision.quantize_linear_int8`).
+REDUCED_PRECISIONS = (*(p for p in PRECISIONS if p != 'fp32'), *REMOVED_PRECISIONS)
 
 #: Paths a run can time: the config as it is, every switch on, every switch off,
 #: one switch on alone, the model of ``--baseline``, or a reduced precision.

@@ -1,4 +1,4 @@
-"""Reduced-precision inference: bfloat16 autocast and int8 dynamic quantisation.
+"""Reduced-precision inference: bfloat16 autocast (and int8, measured and not kept).
 
 :func:`apply_precision` turns a built model (eval mode, weights loaded) into
 one that infers at a precision:
@@ -11,12 +11,15 @@ one that infers at a precision:
   (:func:`bf16_support`: CPU flags ``avx512_bf16`` / ``amx_bf16``, or
   ``torch.cuda.is_bf16_supported()``); elsewhere a warning says so and the
   model stays float32 (``force=True`` runs bfloat16 anyway, slowly: for tests).
-- ``'int8'``: every ``nn.Linear`` (Swin, FIAM, BERT) replaced by a
-  dynamically quantised int8 linear layer (weights int8 per output channel,
-  activations quantised per call), CPU only. It uses torch's
-  ``torch.ao.quantization.quantize_dynamic``: torch 2.13 marks it deprecated
-  in favour of torchao, but torchao 0.18's eager int8 path was slower than
-  float32 on the machine measured (docs/benchmarks.md).
+
+int8 dynamic quantisation of the linear layers (:func:`quantize_linear_int8`)
+is not a precision of :func:`apply_precision`: on the CPU it suits best (AMD
+EPYC with AVX-512 VNNI) it made a Swin-B FIANet inference only 1.2x faster,
+under the 1.5x a reduced-precision path must reach (docs/benchmarks.md). It
+stays for the benchmark's ``int8`` path, to measure it again elsewhere. It
+uses torch's ``torch.ao.quantization.quantize_dynamic``: torch 2.13 marks it
+deprecated in favour of torchao, but torchao 0.18's eager int8 linear layer
+was slower than float32 on that machine.
 
 ``add_precision_argument`` gives the scripts their ``--precision`` option.
 """
@@ -32,7 +35,10 @@ import torch
 from torch import nn
 
 #: The precisions of ``init_model(..., precision=...)`` and ``--precision``.
-PRECISIONS = ('fp32', 'bf16', 'int8')
+PRECISIONS = ('fp32', 'bf16')
+#: Measured and not kept (docs/benchmarks.md, "Reduced precision"): the reason.
+REMOVED_PRECISIONS = {'int8': 'int8 dynamic quantisation was measured and not kept: 1.2x '
+                              'float32 on a Swin-B FIANet (docs/benchmarks.md)'}
 #: CPU flags (``/proc/cpuinfo``) of native bfloat16 arithmetic.
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 #: The attribute recording the precision a model runs at.
@@ -41,9 +47,11 @@ PRECISION_ATTR = 'inference_precision'
 
 def check_precision(precision: Any) -> str:
     """``precision`` when it is one of :data:`PRECISIONS`, else a ValueError naming the field."""
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {", ".join(map(repr, PRECISIONS))}, '
-                         f'got {precision!r}')
+    if isinstance(precision, str) and precision in PRECISIONS:
+        return precision
+    removed = REMOVED_PRECISIONS.get(precision) if isinstance(precision, str) else None
+    raise ValueError(f'precision must be one of {", ".join(map(repr, PRECISIONS))}, got '
+                     f'{precision!r}' + (f' ({removed})' if removed else ''))
     return precision
 
 
@@ -98,7 +106,8 @@ def autocast_test_step(model: nn.Module, device_type: str,
 
 
 def quantize_linear_int8(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.Linear`` of ``model`` (in place) by a dynamic int8 one."""
+    """Replace every ``nn.Linear`` of ``model`` (in place) by a dynamic int8 one (weights
+    int8 per output channel, activations quantised per call; CPU only)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():  # the API's deprecation notice (see module docstring)
@@ -123,7 +132,7 @@ def apply_precision(model: nn.Module, precision: str = 'fp32', device: Optional[
         str: ``precision``, or ``'fp32'`` after the fallback warning.
 
     Raises:
-        ValueError: An unknown precision; ``'int8'`` on a GPU.
+        ValueError: An unknown precision.
     """
     check_precision(precision)
     model = getattr(model, 'module', model)
@@ -137,11 +146,6 @@ def apply_precision(model: nn.Module, precision: str = 'fp32', device: Optional[
             precision = 'fp32'
         else:
             autocast_test_step(model, device_type)
-    elif precision == 'int8':
-        if device_type != 'cpu':
-            raise ValueError(f"precision='int8' (dynamic quantisation) runs on the CPU only, "
-                             f'not on {device}')
-        quantize_linear_int8(model)
     setattr(model, PRECISION_ATTR, precision)
     return precision
 
@@ -151,5 +155,15 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='inference precision: fp32 (exact), bf16 (bfloat16 autocast, CPUs '
                         'with avx512_bf16/amx_bf16 and GPUs with bfloat16; else fp32 with a '
-                        'warning), int8 (dynamically quantised linear layers, CPU); '
-                        'docs/inference.md#reduced-precision')
+                        'warning); docs/inference.md#reduced-precision')
+
+
+def set_benchmark_precision(model: nn.Module, precision: str, device: str = 'cpu') -> str:
+    """:func:`apply_precision`, or (benchmark only) ``'int8'``: :func:`quantize_linear_int8`."""
+    if precision in REMOVED_PRECISIONS:
+        if torch.device(device).type != 'cpu':
+            raise ValueError(f'the {precision} path runs on the CPU only, not on {device}')
+        quantize_linear_int8(getattr(model, 'module', model))
+        setattr(model, PRECISION_ATTR, precision)
+        return precision
+    return apply_precision(model, precision, device)
