@@ -83,12 +83,14 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     """A real training step of the tiny model, timed on a scripted clock.
 
     The warm-up step costs 8 s and must not count; the two timed steps cost 0.5 s and
-    0.25 s of wall time, 0.75 s and 0.375 s of CPU time (user + system).
+    0.25 s of wall time, 0.75 s and 0.375 s of CPU time (user + system); the step the
+    FLOP counter runs afterwards (4 s) must not count either.
     """
     tool = load_tool('benchmark')
     machine = FakeMachine()
     machine.install(monkeypatch, timing)
-    costs = iter([(8.0, 8.0, 8.0, 800), (0.5, 0.5, 0.25, 64), (0.25, 0.25, 0.125, 16)])
+    costs = iter([(8.0, 8.0, 8.0, 800), (0.5, 0.5, 0.25, 64), (0.25, 0.25, 0.125, 16),
+                  (4.0, 4.0, 4.0, 400)])
     real_make_step = runs.make_step
 
     def make_step(*args, **kwargs):
@@ -107,7 +109,7 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1
     record = json.loads(out)
-    assert next(costs, None) is None  # one warm-up and two timed steps ran
+    assert next(costs, None) is None  # one warm-up, two timed and one counted step ran
     assert record['config'] == CONFIG and record['mode'] == 'train'
     assert record['batch'] == 2 and record['size'] == [64, 64] and record['length'] == 22
     assert record['text'] == 'expressions'  # the offline uncased vocabulary is installed
@@ -116,6 +118,11 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     assert record['cpu_s']['all'] == [0.75, 0.375]
     assert (record['sys_s'], record['minor_faults']) == (0.1875, 40)  # medians
     assert record['samples_per_s'] == round(2 / 0.375, 3)  # batch / median step
+    # FLOPs / median step, and its share of the measured peak (from rounded fields: approx)
+    assert record['gflop'] > 0
+    assert record['gflop_per_s'] == pytest.approx(record['gflop'] / 0.375, abs=0.1)
+    assert record['fraction_of_peak'] == pytest.approx(
+        record['gflop_per_s'] / record['matmul_peak']['gflop_per_s'], abs=2e-3)
     assert record['memory']['kind'] == 'cpu_peak_rss'
     # only the text encoder's embeddings are frozen (both BERT layers train)
     assert record['params']['total'] - record['params']['trainable'] == TINY_FROZEN_PARAMETERS
@@ -170,10 +177,11 @@ def test_interleaved_rounds_rotate_and_time_each_path_on_its_own(capsys, monkeyp
             'straightforward', 'fast', '--interleave']
     tool.main(argv)
     slow, fast, summary = json_lines(capsys.readouterr().out)
-    # warm-up path by path, then rounds whose order rotates
+    # warm-up path by path, then rounds whose order rotates, then one step each counted by
+    # the FLOP counter
     assert calls == ['straightforward', 'fast',
                      'straightforward', 'fast', 'fast', 'straightforward', 'straightforward',
-                     'fast']
+                     'fast', 'straightforward', 'fast']
     assert slow['step_s']['all'] == [0.5] * 3 and fast['step_s']['all'] == [0.125] * 3
     assert slow['cpu_s']['all'] == [0.75] * 3 and fast['cpu_s']['all'] == [0.3125] * 3
     assert (slow['sys_s'], slow['minor_faults']) == (0.25, 40)
@@ -832,8 +840,8 @@ def test_precision_paths_are_timed_with_the_float32_flops(capsys):
     assert [r['precision'] for r in (config, bf16, int8)] == [
         'fp32', 'bf16' if native else 'fp32', 'int8']
     assert config['gflop'] > 0 and bf16['gflop'] == int8['gflop'] == config['gflop']
-    assert config['fraction_of_peak'] == round(
-        config['gflop_per_s'] / config['matmul_peak']['gflop_per_s'], 3)
+    assert config['fraction_of_peak'] == pytest.approx(
+        config['gflop_per_s'] / config['matmul_peak']['gflop_per_s'], abs=2e-3)
     assert summary['summary']['speedup_vs_config']['config'] == 1.0
     tool.main([*common, '--agreement'])
     rows = json_lines(capsys.readouterr().out)

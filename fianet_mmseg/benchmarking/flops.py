@@ -51,8 +51,9 @@ def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS, device: str 
         torch.mm(a, b)
         if device.startswith('cuda'):
             torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
         if index:  # the first product warms up
-            rates.append(flops / (time.perf_counter() - start) / 1e9)
+            rates.append(flops / elapsed / 1e9)
     rates.sort()
     return dict(gflop_per_s=round(rates[-1], 1),
                 median_gflop_per_s=round(rates[len(rates) // 2], 1),

@@ -128,7 +128,6 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
         data, inputs = synthetic_data(settings, cfg, vocab=text_encoder_arch(cfg)['vocab_size'])
         model, step = load_baseline(settings.baseline)(cfg, data, settings.mode,
                                                        settings.device)
-        notes['flops'] = flop_count.count_flops(step)
         return model, None, cfg, notes, step, inputs
     if settings.path in REDUCED_PRECISIONS and (settings.mode != 'infer' or settings.amp):
         raise ValueError(f'the {settings.path} path is for --mode infer without --amp')
@@ -138,13 +137,23 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
     data, inputs = synthetic_data(settings, cfg, model)
     step = make_step(model, data, settings.mode, optim_wrapper,
                      amp_dtype=notes['amp'] if settings.mode == 'infer' else None)
-    notes['flops'] = flop_count.count_flops(step)  # a reduced precision: its float32 step's
     if settings.path in REDUCED_PRECISIONS:
         from ..utils.precision import set_benchmark_precision
 
+        # its float32 step's FLOPs (int8 kernels are not counted), counted here, before
+        # the timed steps: the other paths count after them (see _count_flops)
+        notes['flops'] = flop_count.count_flops(step)
         notes['precision'] = set_benchmark_precision(model, settings.path, settings.device)
         step = make_step(model, data, settings.mode)
     return model, optim_wrapper, cfg, notes, step, inputs
+
+
+def _count_flops(built: BuiltPath) -> None:
+    """Count the FLOPs of the path's step once (after its timed steps and peak memory: the
+    counting step's freed memory then does not raise the measured peak)."""
+    notes, step = built[3], built[4]
+    if 'flops' not in notes:
+        notes['flops'] = flop_count.count_flops(step)
 
 
 def _record(settings: BenchmarkSettings, built: BuiltPath, times: List[float],
@@ -182,10 +191,12 @@ def run(settings: BenchmarkSettings) -> dict:
     memory.reset()
     usage: List[dict] = []
     times = timing.time_steps(step, settings.iters, settings.warmup, settings.device, usage)
+    peak_memory = memory.peak()
+    _count_flops(built)
     record = _record(settings, built, times, usage, load_start, peak)
     record.update(
         random_init=settings.random_init, optim_wrapper=cfg.optim_wrapper.get('type'),
-        memory=dict(memory.peak(), after_build_mb=memory_after_build),
+        memory=dict(peak_memory, after_build_mb=memory_after_build),
         params=count_parameters(model),
         torch=torch.__version__, machine=platform.processor() or platform.machine())
     if 'text_encoder_arch' in notes:
@@ -282,6 +293,7 @@ def compare_interleaved(settings: BenchmarkSettings, paths: Sequence[str]) -> Li
             times[path] += timing.time_steps(built[path][4], 1, 0, settings.device, usage[path])
     records = {}
     for path in paths:
+        _count_flops(built[path])
         records[path] = dict(_record(replace(settings, path=path), built[path], times[path],
                                      usage[path], load_start, peak),
                              interleaved=True, memory=None)
