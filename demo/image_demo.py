@@ -122,7 +122,7 @@ def run_demo(argv: Optional[Sequence[str]] = None) -> BatchRun:
     elif not osp.isfile(args.image):
         raise FileNotFoundError(f'image file {args.image} does not exist')
     model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options, precision=args.precision)
+                       cfg_options=args.cfg_options, precision=args.precision, onnx=args.onnx)
     raster = RasterOptions(args.bands, args.window, args.bbox, args.stretch, args.percentiles)
     output = OutputOptions(args.alpha, args.overlay_scale, args.geojson_crs, args.simplify)
     if args.image is None:

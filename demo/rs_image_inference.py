@@ -125,7 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         device = init_distributed(args.device)
         model = init_model(args.config, args.checkpoint, device=device,
-                           cfg_options=args.cfg_options, precision=args.precision)
+                           cfg_options=args.cfg_options, precision=args.precision,
+                           onnx=args.onnx)
         inferencer = SceneInferencer(
             model, gsd=args.gsd, source_gsd=args.source_gsd, stride=args.stride,
             batch_size=args.batch_size, position=args.position, bands=args.bands,

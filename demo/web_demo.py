@@ -435,7 +435,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     require_gradio()  # before the model, so a missing extra fails fast
     model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options, precision=args.precision)
+                       cfg_options=args.cfg_options, precision=args.precision, onnx=args.onnx)
     app = build_app(model, alpha=args.alpha, max_upload_mb=args.max_upload_mb)
     print(f'serving on http://{args.host}:{args.port}')
     launch(app, args.host, args.port, block=True)

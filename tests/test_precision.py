@@ -164,8 +164,9 @@ def test_scripts_take_precision(script, monkeypatch, capsys):
             return module.parse_args()
         return module.parse_args(argv)
 
-    assert parse().precision == 'fp32'
+    assert (parse().precision, parse().onnx) == ('fp32', None)
     assert parse('--precision', 'bf16').precision == 'bf16'
+    assert parse('--onnx', 'model.onnx').onnx == 'model.onnx'
     with pytest.raises(SystemExit):
         parse('--precision', 'int8')
     assert "invalid choice: 'int8'" in capsys.readouterr().err

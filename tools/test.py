@@ -1,7 +1,7 @@
 """Evaluate a FIANet checkpoint on the test split of a config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--per-sample FILE] [--show-dir DIR] [--precision fp32|bf16|int8]
+        [--per-sample FILE] [--show-dir DIR] [--precision fp32|bf16] [--onnx FILE]
         [--cfg-options key=value ...] [--launcher ...]
 
 Prints P@0.5-0.9, oIoU and mIoU (RefSegMetric) and mmseg's IoU metrics.
@@ -24,6 +24,7 @@ from typing import Any, Dict, Mapping
 from mmengine.config import Config, DictAction
 
 from fianet_mmseg.apis import add_precision_argument, apply_precision
+from fianet_mmseg.apis.onnx_runtime import use_onnxruntime
 from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
 from fianet_mmseg.text import load_tokenizer
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
@@ -155,6 +156,8 @@ def main() -> None:
     del state
     runner.model.eval()
     apply_precision(runner.model, args.precision)
+    if args.onnx:
+        use_onnxruntime(runner.model, args.onnx)
     runner.test()
 
 

@@ -156,8 +156,8 @@ def get_inference_pipeline(model: nn.Module) -> InferencePipeline:
 
 
 def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str = 'cpu',
-               cfg_options: Optional[Dict[str, Any]] = None, precision: str = 'fp32'
-               ) -> nn.Module:
+               cfg_options: Optional[Dict[str, Any]] = None, precision: str = 'fp32',
+               onnx: Optional[str] = None) -> nn.Module:
     """Build a FIANet from a config and load its weights for inference.
 
     Args:
@@ -175,6 +175,9 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         precision (str): ``'fp32'`` (exact), ``'bf16'`` or ``'int8'``
             (:func:`~fianet_mmseg.utils.precision.apply_precision`; the
             precision the model runs at is ``model.inference_precision``).
+        onnx (str, optional): An ONNX file of ``tools/deployment/export_onnx.py``:
+            the tensor forward runs in onnxruntime
+            (:func:`~fianet_mmseg.apis.onnx_runtime.use_onnxruntime`; float32).
 
     Returns:
         nn.Module: The model in eval mode on ``device``, with ``model.cfg``
@@ -191,6 +194,9 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
     else:
         raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
     check_precision(precision)
+    if onnx is not None and precision != 'fp32':
+        raise ValueError(f"onnx runs the exported float32 graph: give precision='fp32', "
+                         f'not {precision!r}')
     if checkpoint is not None and not osp.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     if cfg_options:
@@ -215,6 +221,10 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
     model.to(device)
     model.eval()
     apply_precision(model, precision, str(device))
+    if onnx is not None:
+        from .onnx_runtime import use_onnxruntime
+
+        use_onnxruntime(model, onnx)
     return model
 
 

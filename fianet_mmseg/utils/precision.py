@@ -151,11 +151,14 @@ def apply_precision(model: nn.Module, precision: str = 'fp32', device: Optional[
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """The scripts' ``--precision`` option (``fp32`` by default)."""
+    """The scripts' ``--precision`` option (``fp32`` by default) and ``--onnx FILE``."""
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='inference precision: fp32 (exact), bf16 (bfloat16 autocast, CPUs '
                         'with avx512_bf16/amx_bf16 and GPUs with bfloat16; else fp32 with a '
                         'warning); docs/inference.md#reduced-precision')
+    parser.add_argument('--onnx', metavar='FILE', help='run the model\'s tensor forward in '
+                        'onnxruntime from this export of tools/deployment/export_onnx.py '
+                        '(float32, CPU; docs/inference.md#onnx)')
 
 
 def set_benchmark_precision(model: nn.Module, precision: str, device: str = 'cpu') -> str:
