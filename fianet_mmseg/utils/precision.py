@@ -52,7 +52,6 @@ def check_precision(precision: Any) -> str:
     removed = REMOVED_PRECISIONS.get(precision) if isinstance(precision, str) else None
     raise ValueError(f'precision must be one of {", ".join(map(repr, PRECISIONS))}, got '
                      f'{precision!r}' + (f' ({removed})' if removed else ''))
-    return precision
 
 
 def cpu_flags() -> set:
