@@ -99,12 +99,14 @@ def check_agreement(reduced, fp32_run, unit: float) -> None:
         assert difference > 0  # the reduced path did run (not the float32 one)
 
 
+@pytest.mark.numerics
 def test_bf16_agrees_with_fp32(rrsisd_root, tiny_checkpoint, fp32_run):
     model = load(rrsisd_root, tiny_checkpoint)
     assert apply_precision(model, 'bf16', force=True) == 'bf16'  # on any CPU
     check_agreement(logits_of(model, rrsisd_root), fp32_run, BF16_U)
 
 
+@pytest.mark.numerics
 def test_benchmark_int8_agrees_with_fp32(rrsisd_root, tiny_checkpoint, fp32_run):
     """int8 is not an option of init_model (its gain was too small); the benchmark measures it."""
     model = load(rrsisd_root, tiny_checkpoint)
