@@ -1,6 +1,7 @@
 """ONNX export of forward_tensors (dynamic batch) checked with onnxruntime on CPU."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -8,11 +9,13 @@ import pytest
 import torch
 from conftest import BASE_CONFIG as CONFIG
 from conftest import (
+    as_cli_options,
     load_script,
     make_tiny_checkpoint,
     options_dict,
     require,
     split_records,
+    tiny_model_overrides,
     tiny_test_options,
 )
 from mmengine.dataset import pseudo_collate
@@ -175,3 +178,21 @@ def test_onnx_of_another_geometry_is_refused_with_its_sizes(exported, rrsisd_roo
     with pytest.raises(ValueError, match="give precision='fp32'"):
         init_model(CONFIG, str(checkpoint), cfg_options=options, onnx=str(out),
                    precision='bf16')
+
+
+def test_benchmark_times_the_onnxruntime_path(exported, capsys):
+    """``benchmark.py --path onnxruntime --onnx FILE``: the graph's step, with the PyTorch
+    step's FLOPs."""
+    _, _, out, _ = exported
+    tool = load_script('tools/analysis_tools/benchmark.py')
+    tool.main([CONFIG, '--random-init', '--batch', '2', '--size', str(SIZE), str(SIZE),
+               '--length', str(LENGTH), '--iters', '1', '--warmup', '0', '--device', 'cpu',
+               '--mode', 'infer', '--compare', 'config', 'onnxruntime', '--interleave',
+               '--onnx', str(out), '--cfg-options', *as_cli_options(tiny_model_overrides())])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith('{')]
+    config, onnx_path, summary = lines
+    assert onnx_path['path'] == 'onnxruntime' and onnx_path['gflop'] == config['gflop'] > 0
+    assert set(summary['summary']['speedup_vs_config']) == {'config', 'onnxruntime'}
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, '--mode', 'infer', '--path', 'onnxruntime'])  # no --onnx

@@ -24,9 +24,9 @@ from typing import Any, Dict, Mapping
 from mmengine.config import Config, DictAction
 
 from fianet_mmseg.apis import add_precision_argument, apply_precision
-from fianet_mmseg.apis.onnx_runtime import use_onnxruntime
 from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
 from fianet_mmseg.text import load_tokenizer
+from fianet_mmseg.utils.onnx_runtime import use_onnxruntime
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 
 #: The text encoder's (V, D) word embeddings in a checkpoint's state dict.

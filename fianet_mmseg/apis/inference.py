@@ -177,7 +177,7 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
             precision the model runs at is ``model.inference_precision``).
         onnx (str, optional): An ONNX file of ``tools/deployment/export_onnx.py``:
             the tensor forward runs in onnxruntime
-            (:func:`~fianet_mmseg.apis.onnx_runtime.use_onnxruntime`; float32).
+            (:func:`~fianet_mmseg.utils.onnx_runtime.use_onnxruntime`; float32).
 
     Returns:
         nn.Module: The model in eval mode on ``device``, with ``model.cfg``
@@ -222,7 +222,7 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
     model.eval()
     apply_precision(model, precision, str(device))
     if onnx is not None:
-        from .onnx_runtime import use_onnxruntime
+        from ..utils.onnx_runtime import use_onnxruntime
 
         use_onnxruntime(model, onnx)
     return model

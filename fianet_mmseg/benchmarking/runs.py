@@ -41,6 +41,7 @@ from . import timing
 from .inputs import EXPRESSIONS, synthetic_data
 from .settings import (
     BASELINE,
+    ONNXRUNTIME,
     REDUCED_PRECISIONS,
     BenchmarkSettings,
     model_speedups,
@@ -129,7 +130,8 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
         model, step = load_baseline(settings.baseline)(cfg, data, settings.mode,
                                                        settings.device)
         return model, None, cfg, notes, step, inputs
-    if settings.path in REDUCED_PRECISIONS and (settings.mode != 'infer' or settings.amp):
+    if settings.path in (*REDUCED_PRECISIONS, ONNXRUNTIME) and (settings.mode != 'infer'
+                                                                or settings.amp):
         raise ValueError(f'the {settings.path} path is for --mode infer without --amp')
     model = build_model(cfg, settings.device)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) \
@@ -144,6 +146,14 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
         # the timed steps: the other paths count after them (see _count_flops)
         notes['flops'] = flop_count.count_flops(step)
         notes['precision'] = set_benchmark_precision(model, settings.path, settings.device)
+        step = make_step(model, data, settings.mode)
+    elif settings.path == ONNXRUNTIME:
+        from ..utils.onnx_runtime import use_onnxruntime
+
+        if not settings.onnx:
+            raise ValueError('the onnxruntime path needs --onnx FILE')
+        notes['flops'] = flop_count.count_flops(step)  # the PyTorch step's (the same graph)
+        use_onnxruntime(model, settings.onnx)
         step = make_step(model, data, settings.mode)
     return model, optim_wrapper, cfg, notes, step, inputs
 
@@ -223,7 +233,8 @@ def summary_line(records: dict, rounds: Optional[Dict[str, Dict[str, List[float]
                    gflop={p: r.get('gflop') for p, r in records.items()},
                    fraction_of_peak={p: r.get('fraction_of_peak') for p, r in records.items()})
     against = ('straightforward', 'config', BASELINE) \
-        if set(records).intersection(REDUCED_PRECISIONS) else ('straightforward', BASELINE)
+        if set(records).intersection((*REDUCED_PRECISIONS, ONNXRUNTIME)) \
+        else ('straightforward', BASELINE)
     for baseline in against:
         if baseline not in records:
             continue

@@ -41,7 +41,9 @@ REDUCED_PRECISIONS = (*(p for p in PRECISIONS if p != 'fp32'), *REMOVED_PRECISIO
 #: Paths a run can time: the config as it is, every switch on, every switch off,
 #: one switch on alone, the model of ``--baseline``, or a reduced precision.
 CONFIG, FAST, STRAIGHTFORWARD, BASELINE = 'config', 'fast', 'straightforward', 'baseline'
-PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE, *REDUCED_PRECISIONS)
+#: The config's model with its tensor forward in onnxruntime (``--onnx FILE``, ``--mode infer``).
+ONNXRUNTIME = 'onnxruntime'
+PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE, *REDUCED_PRECISIONS, ONNXRUNTIME)
 
 
 @dataclass
@@ -66,6 +68,8 @@ class BenchmarkSettings:
         cfg_options: Config overrides (dotted keys).
         baseline: ``FILE.py:FACTORY`` of the ``baseline`` path (see
             :func:`~fianet_mmseg.benchmarking.runs.load_baseline`).
+        onnx: The ONNX file of the ``onnxruntime`` path (an export of
+            ``tools/deployment/export_onnx.py`` at the run's size and text length).
     """
 
     config: str
@@ -86,6 +90,7 @@ class BenchmarkSettings:
     seed: int = 0
     cfg_options: dict = field(default_factory=dict)
     baseline: Optional[str] = None
+    onnx: Optional[str] = None
 
 
 def set_speedups(cfg: Config, enabled: Iterable[str]) -> Dict[str, bool]:
@@ -195,7 +200,7 @@ def prepare_config(settings: BenchmarkSettings) -> Tuple[Config, dict]:
         set_speedups(cfg, SPEEDUPS)
     elif settings.path == STRAIGHTFORWARD:
         set_speedups(cfg, ())
-    elif settings.path not in (CONFIG, *REDUCED_PRECISIONS):
+    elif settings.path not in (CONFIG, ONNXRUNTIME, *REDUCED_PRECISIONS):
         set_speedups(cfg, [settings.path])
     if settings.with_cp:
         cfg.model.backbone.with_cp = True

@@ -37,7 +37,8 @@ off), one switch name (only that one on) or ``baseline`` (``--baseline
 FILE.py:FACTORY``, a callable ``(cfg, data, mode, device) -> (model, step)``).
 ``--amp``: bfloat16 autocast on CPU, float16 AMP on GPU. ``bf16`` / ``int8`` (``--mode
 infer``): the config's path at that inference precision (``init_model(...,
-precision=...)``). Every record has the step's FLOPs (torch's counter, one step),
+precision=...)``); ``onnxruntime`` (``--onnx FILE``): its tensor forward in
+onnxruntime. Every record has the step's FLOPs (torch's counter, one step),
 the achieved GFLOP/s and its fraction of this machine's float32 matrix-product peak
 (best of a few 2048x2048 products at start, same threads).
 """
@@ -99,6 +100,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add('--interleave', action='store_true', help='with --compare: every path in this process, '
         'steps alternating round by round (no memory per path)')
     add('--baseline', metavar='FILE.py:FACTORY', help='the model of the baseline path')
+    add('--onnx', metavar='FILE', help='the onnxruntime path\'s graph (tools/deployment/'
+        'export_onnx.py, at --size and --length)')
     add('--agreement', action='store_true', help='--mode infer: instead of timing, compare the '
         'logits of the reduced-precision paths (bf16, int8) with float32 on the batch')
     add('--text', choices=['expressions', 'random'], default='expressions',
@@ -122,6 +125,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                               '--size must be at least 32 32'),
                              (BASELINE in paths and not args.baseline,
                               'the baseline path needs --baseline FILE.py:FACTORY'),
+                             ('onnxruntime' in paths and not args.onnx,
+                              'the onnxruntime path needs --onnx FILE'),
                              (args.agreement and args.mode != 'infer',
                               '--agreement is for --mode infer')):
         if problem:
