@@ -9,7 +9,7 @@ image's size) stay PyTorch's, so ``inference_model``, the demos, the whole-scene
 path and ``tools/test.py`` work unchanged. The answers are float32's: the export
 tool keeps a file only when onnxruntime matches PyTorch (max |logit difference|
 <= 1e-3; 1.1e-6 measured on Swin-B). On a 2-core AMD EPYC a Swin-B inference at
-480x480 ran 1.8x faster than PyTorch's (docs/benchmarks.md): onnxruntime's
+480x480 ran 1.47x faster than PyTorch's (docs/benchmarks.md): onnxruntime's
 float32 matrix products reach twice the rate of the MKL ones torch uses there.
 """
 from __future__ import annotations
