@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence
 
 from mmengine.config import DictAction
 
-from fianet_mmseg.apis import init_model
+from fianet_mmseg.apis import add_precision_argument, init_model
 from fianet_mmseg.apis.batch_inference import (
     BatchRun,
     RasterOptions,
@@ -72,6 +72,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add('--simplify', type=float, default=0.0, metavar='PIXELS',
         help='simplify the polygons with this tolerance in pixels (default: none)')
     add('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
+    add_precision_argument(parser)
     add('--alpha', type=float, default=0.5, help='mask opacity (0-1)')
     add('--overlay-scale', type=int, default=1, metavar='N',
         help='enlarge the overlay N times (nearest neighbour), for small images')
@@ -121,7 +122,7 @@ def run_demo(argv: Optional[Sequence[str]] = None) -> BatchRun:
     elif not osp.isfile(args.image):
         raise FileNotFoundError(f'image file {args.image} does not exist')
     model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options)
+                       cfg_options=args.cfg_options, precision=args.precision, onnx=args.onnx)
     raster = RasterOptions(args.bands, args.window, args.bbox, args.stretch, args.percentiles)
     output = OutputOptions(args.alpha, args.overlay_scale, args.geojson_crs, args.simplify)
     if args.image is None:

@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import DictAction
 
-from fianet_mmseg.apis import init_model
+from fianet_mmseg.apis import add_precision_argument, init_model
 from fianet_mmseg.apis.raster_input import DEFAULT_PERCENTILES, STRETCH_MODES
 from fianet_mmseg.apis.scene import POSITION_MODES, SceneInferencer, SceneWarning
 
@@ -86,6 +86,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='keep DIR/work (the windows\' probabilities) after success')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
+    add_precision_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     args = parser.parse_args(argv)
@@ -124,7 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         device = init_distributed(args.device)
         model = init_model(args.config, args.checkpoint, device=device,
-                           cfg_options=args.cfg_options)
+                           cfg_options=args.cfg_options, precision=args.precision,
+                           onnx=args.onnx)
         inferencer = SceneInferencer(
             model, gsd=args.gsd, source_gsd=args.source_gsd, stride=args.stride,
             batch_size=args.batch_size, position=args.position, bands=args.bands,

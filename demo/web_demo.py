@@ -43,6 +43,8 @@ from fianet_mmseg.apis.web import MAX_UPLOAD_MB, build_app, launch, require_grad
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from fianet_mmseg.apis import add_precision_argument
+
     parser = argparse.ArgumentParser(description='FIANet browser demo')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -50,6 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='address to serve on (default 127.0.0.1: this machine only)')
     parser.add_argument('--port', type=int, default=7860, help='port (default 7860)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
+    add_precision_argument(parser)
     parser.add_argument('--alpha', type=float, default=0.5, help='mask opacity (0-1)')
     parser.add_argument('--max-upload-mb', type=float, default=MAX_UPLOAD_MB,
                         help=f'largest upload, MiB (default {MAX_UPLOAD_MB})')
@@ -65,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     require_gradio()  # before the model, so a missing extra fails fast
     model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options)
+                       cfg_options=args.cfg_options, precision=args.precision, onnx=args.onnx)
     app = build_app(model, alpha=args.alpha, max_upload_mb=args.max_upload_mb)
     print(f'serving on http://{args.host}:{args.port}')
     launch(app, args.host, args.port, block=True)

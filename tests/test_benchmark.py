@@ -23,9 +23,10 @@ from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 from reference_fianet import build_reference
 
-from fianet_mmseg.benchmarking import inputs, profiling, runs, settings, timing
+from fianet_mmseg.benchmarking import flops, inputs, profiling, runs, settings, timing
 from fianet_mmseg.engine import AutocastOptimWrapper
 from fianet_mmseg.models.text_encoders.bert_text_encoder import _FeatureCache, _PackedWords
+from fianet_mmseg.utils.precision import bf16_support
 from fianet_mmseg.utils.run_config import use_mixed_precision
 
 CONFIG = 'fianet_swin-b_rrsisd.py'
@@ -82,12 +83,14 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     """A real training step of the tiny model, timed on a scripted clock.
 
     The warm-up step costs 8 s and must not count; the two timed steps cost 0.5 s and
-    0.25 s of wall time, 0.75 s and 0.375 s of CPU time (user + system).
+    0.25 s of wall time, 0.75 s and 0.375 s of CPU time (user + system); the step the
+    FLOP counter runs afterwards (4 s) must not count either.
     """
     tool = load_tool('benchmark')
     machine = FakeMachine()
     machine.install(monkeypatch, timing)
-    costs = iter([(8.0, 8.0, 8.0, 800), (0.5, 0.5, 0.25, 64), (0.25, 0.25, 0.125, 16)])
+    costs = iter([(8.0, 8.0, 8.0, 800), (0.5, 0.5, 0.25, 64), (0.25, 0.25, 0.125, 16),
+                  (4.0, 4.0, 4.0, 400)])
     real_make_step = runs.make_step
 
     def make_step(*args, **kwargs):
@@ -106,7 +109,7 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1
     record = json.loads(out)
-    assert next(costs, None) is None  # one warm-up and two timed steps ran
+    assert next(costs, None) is None  # one warm-up, two timed and one counted step ran
     assert record['config'] == CONFIG and record['mode'] == 'train'
     assert record['batch'] == 2 and record['size'] == [64, 64] and record['length'] == 22
     assert record['text'] == 'expressions'  # the offline uncased vocabulary is installed
@@ -115,6 +118,11 @@ def test_benchmark_prints_one_json_line(capsys, monkeypatch):
     assert record['cpu_s']['all'] == [0.75, 0.375]
     assert (record['sys_s'], record['minor_faults']) == (0.1875, 40)  # medians
     assert record['samples_per_s'] == round(2 / 0.375, 3)  # batch / median step
+    # FLOPs / median step, and its share of the measured peak (from rounded fields: approx)
+    assert record['gflop'] > 0
+    assert record['gflop_per_s'] == pytest.approx(record['gflop'] / 0.375, abs=0.1)
+    assert record['fraction_of_peak'] == pytest.approx(
+        record['gflop_per_s'] / record['matmul_peak']['gflop_per_s'], abs=2e-3)
     assert record['memory']['kind'] == 'cpu_peak_rss'
     # only the text encoder's embeddings are frozen (both BERT layers train)
     assert record['params']['total'] - record['params']['trainable'] == TINY_FROZEN_PARAMETERS
@@ -169,10 +177,11 @@ def test_interleaved_rounds_rotate_and_time_each_path_on_its_own(capsys, monkeyp
             'straightforward', 'fast', '--interleave']
     tool.main(argv)
     slow, fast, summary = json_lines(capsys.readouterr().out)
-    # warm-up path by path, then rounds whose order rotates
+    # warm-up path by path, then rounds whose order rotates, then one step each counted by
+    # the FLOP counter
     assert calls == ['straightforward', 'fast',
                      'straightforward', 'fast', 'fast', 'straightforward', 'straightforward',
-                     'fast']
+                     'fast', 'straightforward', 'fast']
     assert slow['step_s']['all'] == [0.5] * 3 and fast['step_s']['all'] == [0.125] * 3
     assert slow['cpu_s']['all'] == [0.75] * 3 and fast['cpu_s']['all'] == [0.3125] * 3
     assert (slow['sys_s'], slow['minor_faults']) == (0.25, 40)
@@ -785,3 +794,65 @@ def test_all_zero_phrase_masks_give_finite_logits_cached_or_not():
     assert models[1].text_encoder.caching() and not models[0].text_encoder.caching()
     assert torch.isfinite(plain).all() and torch.isfinite(cached).all()
     assert_close_to_norm(cached, plain, 0.0, 'logits')
+
+
+# ------------------------------------------------- FLOPs, the matmul peak, precision paths
+def test_count_flops_of_a_linear_layer_by_hand():
+    layer = torch.nn.Linear(64, 32)
+    x = torch.randn(10, 64)
+    assert flops.count_flops(lambda: layer(x)) == 2 * 10 * 64 * 32
+
+
+def test_efficiency_by_hand():
+    peak = dict(gflop_per_s=4.0)
+    assert flops.efficiency(4_000_000_000, 2.0, peak) == dict(
+        gflop=4.0, gflop_per_s=2.0, fraction_of_peak=0.5)
+    assert flops.efficiency(None, 2.0, peak)['fraction_of_peak'] is None
+
+
+def test_matmul_peak_is_the_best_of_its_products(monkeypatch):
+    """Scripted clock: products of 1, 2, 4 and 0.5 s after a warm-up one."""
+    durations = iter([9.0, 1.0, 2.0, 4.0, 0.5])
+    clock = SimpleNamespace(now=0.0, started=False)
+
+    def perf_counter():
+        if clock.started:
+            clock.now += next(durations)
+        clock.started = not clock.started
+        return clock.now
+
+    monkeypatch.setattr(flops, 'time', SimpleNamespace(perf_counter=perf_counter))
+    peak = flops.matmul_peak(size=8, repeats=4)
+    work = 2 * 8 ** 3 / 1e9
+    assert peak['gflop_per_s'] == round(work / 0.5, 1)
+    assert peak['median_gflop_per_s'] == round(work / 1.0, 1)  # of 0.5, 1, 2, 4: upper middle
+
+
+@pytest.mark.slow
+def test_precision_paths_are_timed_with_the_float32_flops(capsys):
+    tool = load_tool('benchmark')
+    common = [str(REPO / 'configs' / CONFIG), '--random-init', '--batch', '1', '--size',
+              '64', '64', '--device', 'cpu', '--mode', 'infer', '--cfg-options', *TINY_OPTIONS]
+    tool.main([*common, '--iters', '1', '--warmup', '0', '--compare', 'config', 'bf16', 'int8',
+               '--interleave'])
+    config, bf16, int8, summary = json_lines(capsys.readouterr().out)
+    native = bf16_support('cpu')[0]  # without: the bf16 path falls back to float32
+    assert [r['precision'] for r in (config, bf16, int8)] == [
+        'fp32', 'bf16' if native else 'fp32', 'int8']
+    assert config['gflop'] > 0 and bf16['gflop'] == int8['gflop'] == config['gflop']
+    assert config['fraction_of_peak'] == pytest.approx(
+        config['gflop_per_s'] / config['matmul_peak']['gflop_per_s'], abs=2e-3)
+    assert summary['summary']['speedup_vs_config']['config'] == 1.0
+    tool.main([*common, '--agreement'])
+    rows = json_lines(capsys.readouterr().out)
+    assert [r['agreement'] for r in rows] == ['bf16', 'int8']
+    for row in rows:
+        if row['ran_as'] == 'fp32':
+            assert row['max_abs_diff'] == 0 and not native
+            continue
+        assert 0 < row['max_abs_diff'] < row['max_abs_logit']
+        assert row['mean_abs_diff'] <= row['max_abs_diff']
+        assert 0.5 < row['pixel_agreement'] <= 1.0
+    with pytest.raises(ValueError, match='int8 path is for --mode infer'):
+        runs.build_path(settings.BenchmarkSettings(
+            str(REPO / 'configs' / CONFIG), mode='train', path='int8', random_init=True))

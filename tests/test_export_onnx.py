@@ -1,6 +1,7 @@
 """ONNX export of forward_tensors (dynamic batch) checked with onnxruntime on CPU."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -8,22 +9,26 @@ import pytest
 import torch
 from conftest import BASE_CONFIG as CONFIG
 from conftest import (
+    as_cli_options,
     load_script,
     make_tiny_checkpoint,
     options_dict,
     require,
     split_records,
+    tiny_model_overrides,
     tiny_test_options,
 )
 from mmengine.dataset import pseudo_collate
 
-from fianet_mmseg.apis import get_inference_pipeline, init_model, onnx_export
+from fianet_mmseg.apis import get_inference_pipeline, inference_model, init_model, onnx_export
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # one export, ~30 s on two CPU cores
 onnx = require('onnx', 'pip install "fianet-mmseg[dev]"')
 onnxruntime = require('onnxruntime', 'pip install "fianet-mmseg[dev]"')
 
 SIZE, LENGTH = 64, 12
+#: The export tool's check (``--atol``): onnxruntime against PyTorch, max |logit difference|.
+ONNX_ATOL = 1e-3
 
 
 def load_tool():
@@ -135,3 +140,59 @@ def test_cli_exits_non_zero_with_the_difference(exported, tmp_path, monkeypatch,
     assert 'batch 1: 0.5' in captured.out and 'FAILED' in captured.err
     assert target.read_bytes() == b'previous model'
     assert not list(tmp_path.glob('.export-*'))
+
+
+def test_init_model_with_onnx_gives_the_pytorch_results(exported, rrsisd_root):
+    """``init_model(..., onnx=FILE)``: inference_model's logits and masks through
+    onnxruntime, within the bound the export tool checked the file against (--atol 1e-3:
+    float32 with other kernels and summation orders; 3e-4 measured here)."""
+    _, checkpoint, out, _ = exported
+    options = options_dict(export_options(rrsisd_root))
+    records = split_records(rrsisd_root, 'test')
+    images, texts = [r['img_path'] for r in records], [r['expression'] for r in records]
+    exact = inference_model(init_model(CONFIG, str(checkpoint), cfg_options=options),
+                            images, texts)
+    model = init_model(CONFIG, str(checkpoint), cfg_options=options, onnx=str(out))
+    assert model.inference_backend == 'onnxruntime'
+    calls = []
+    model.decode_head.forward = lambda *a, **k: calls.append(1)  # PyTorch's head must not run
+    ran = inference_model(model, images, texts)
+    assert not calls
+    for got, want in zip(ran, exact):
+        difference = (got.seg_logits.data - want.seg_logits.data).abs().max().item()
+        assert difference <= ONNX_ATOL
+        margin = want.seg_logits.data[1] - want.seg_logits.data[0]
+        clear = margin.abs() > 2 * ONNX_ATOL
+        assert torch.equal(got.pred_sem_seg.data[0][clear], want.pred_sem_seg.data[0][clear])
+
+
+def test_onnx_of_another_geometry_is_refused_with_its_sizes(exported, rrsisd_root, tmp_path):
+    _, checkpoint, out, _ = exported
+    options = options_dict(tiny_test_options(rrsisd_root))  # 96x96 input: not the graph's
+    model = init_model(CONFIG, str(checkpoint), cfg_options=options, onnx=str(out))
+    record = split_records(rrsisd_root, 'test')[0]
+    with pytest.raises(ValueError, match=rf'exported for {SIZE}x{SIZE} images and {LENGTH} '):
+        inference_model(model, record['img_path'], record['expression'])
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        init_model(CONFIG, str(checkpoint), cfg_options=options, onnx=str(tmp_path / 'x.onnx'))
+    with pytest.raises(ValueError, match="give precision='fp32'"):
+        init_model(CONFIG, str(checkpoint), cfg_options=options, onnx=str(out),
+                   precision='bf16')
+
+
+def test_benchmark_times_the_onnxruntime_path(exported, capsys):
+    """``benchmark.py --path onnxruntime --onnx FILE``: the graph's step, with the PyTorch
+    step's FLOPs."""
+    _, _, out, _ = exported
+    tool = load_script('tools/analysis_tools/benchmark.py')
+    tool.main([CONFIG, '--random-init', '--batch', '2', '--size', str(SIZE), str(SIZE),
+               '--length', str(LENGTH), '--iters', '1', '--warmup', '0', '--device', 'cpu',
+               '--mode', 'infer', '--compare', 'config', 'onnxruntime', '--interleave',
+               '--onnx', str(out), '--cfg-options', *as_cli_options(tiny_model_overrides())])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith('{')]
+    config, onnx_path, summary = lines
+    assert onnx_path['path'] == 'onnxruntime' and onnx_path['gflop'] == config['gflop'] > 0
+    assert set(summary['summary']['speedup_vs_config']) == {'config', 'onnxruntime'}
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, '--mode', 'infer', '--path', 'onnxruntime'])  # no --onnx

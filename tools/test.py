@@ -1,7 +1,8 @@
 """Evaluate a FIANet checkpoint on the test split of a config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--per-sample FILE] [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
+        [--per-sample FILE] [--show-dir DIR] [--precision fp32|bf16] [--onnx FILE]
+        [--cfg-options key=value ...] [--launcher ...]
 
 Prints P@0.5-0.9, oIoU and mIoU (RefSegMetric) and mmseg's IoU metrics.
 The checkpoint is read once and checked before testing: an unreadable file, a
@@ -22,6 +23,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
+from fianet_mmseg.apis import add_precision_argument, apply_precision
 from fianet_mmseg.apis.test_setup import (
     check_tokenizer_vocabulary,
     enable_visualization,
@@ -29,6 +31,7 @@ from fianet_mmseg.apis.test_setup import (
     set_refseg_output,
 )
 from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
+from fianet_mmseg.utils.onnx_runtime import use_onnxruntime
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 
 
@@ -46,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='folder (relative to the work dir unless absolute) '
                         'for overlays of prediction and ground truth with the expression')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
+    add_precision_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -74,6 +78,10 @@ def main() -> None:
     runner = build_runner(cfg)
     load_weights(runner.model, state, args.checkpoint)
     del state
+    runner.model.eval()
+    apply_precision(runner.model, args.precision)
+    if args.onnx:
+        use_onnxruntime(runner.model, args.onnx)
     runner.test()
 
 

@@ -3,6 +3,7 @@
 :mod:`.vector_output`). Imported on use: whole scenes (:mod:`.scene`), the web demo's page
 (:mod:`.web`), the ONNX export (:mod:`.onnx_export`)."""
 from ..utils.image_io import decode_image, read_image
+from ..utils.precision import PRECISIONS, add_precision_argument, apply_precision
 from .inference import (
     InferencePipeline,
     foreground_probability,
@@ -22,7 +23,8 @@ from .vector_output import (
     write_geopackage,
 )
 
-__all__ = ['GeoImage', 'InferencePipeline', 'decode_image', 'foreground_probability',
+__all__ = ['GeoImage', 'InferencePipeline', 'PRECISIONS', 'add_precision_argument',
+           'apply_precision', 'decode_image', 'foreground_probability',
            'get_inference_pipeline', 'inference_model', 'init_model', 'mask_polygons',
            'mask_to_geojson', 'pair_inputs', 'prediction_to_geojson', 'read_geotiff', 'read_image',
            'wordpiece_masks', 'write_geojson', 'write_geopackage', 'write_mask_geotiff']

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..checkpoint import load_weights, read_checkpoint_for_model
 from ..utils.image_io import GeoImage, read_image
+from ..utils.precision import apply_precision, check_precision
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]
@@ -155,7 +156,8 @@ def get_inference_pipeline(model: nn.Module) -> InferencePipeline:
 
 
 def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str = 'cpu',
-               cfg_options: Optional[Dict[str, Any]] = None) -> nn.Module:
+               cfg_options: Optional[Dict[str, Any]] = None, precision: str = 'fp32',
+               onnx: Optional[str] = None) -> nn.Module:
     """Build a FIANet from a config and load its weights for inference.
 
     Args:
@@ -170,6 +172,12 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         cfg_options (dict, optional): Dotted-key overrides merged into the
             config (like ``--cfg-options``).
+        precision (str): ``'fp32'`` (exact), ``'bf16'`` or ``'int8'``
+            (:func:`~fianet_mmseg.utils.precision.apply_precision`; the
+            precision the model runs at is ``model.inference_precision``).
+        onnx (str, optional): An ONNX file of ``tools/deployment/export_onnx.py``:
+            the tensor forward runs in onnxruntime
+            (:func:`~fianet_mmseg.utils.onnx_runtime.use_onnxruntime`; float32).
 
     Returns:
         nn.Module: The model in eval mode on ``device``, with ``model.cfg``
@@ -185,6 +193,10 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         cfg = copy.deepcopy(config)
     else:
         raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
+    check_precision(precision)
+    if onnx is not None and precision != 'fp32':
+        raise ValueError(f"onnx runs the exported float32 graph: give precision='fp32', "
+                         f'not {precision!r}')
     if checkpoint is not None and not osp.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     if cfg_options:
@@ -208,6 +220,11 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         model = revert_sync_batchnorm(model)
     model.to(device)
     model.eval()
+    apply_precision(model, precision, str(device))
+    if onnx is not None:
+        from ..utils.onnx_runtime import use_onnxruntime
+
+        use_onnxruntime(model, onnx)
     return model
 
 

@@ -178,7 +178,8 @@ def format_table(rows: List[dict], title: Optional[str] = None) -> str:
 
 def profile_training_step(settings: BenchmarkSettings, steps: int = 1,
                           top: int = 15) -> Tuple[str, dict]:
-    """Profile ``steps`` training steps (after ``settings.warmup``) on the CPU.
+    """Profile ``steps`` training steps (``settings.mode='infer'``: inferences, no
+    gradients) after ``settings.warmup`` on the CPU.
 
     Returns:
         tuple: ``(text, record)``: the parts table (and the ``top`` slowest
@@ -191,9 +192,10 @@ def profile_training_step(settings: BenchmarkSettings, steps: int = 1,
     torch.manual_seed(settings.seed)
     cfg, _ = prepare_config(settings)
     model = build_model(cfg, 'cpu')
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    infer = settings.mode == 'infer'
+    optim_wrapper = None if infer else build_optim_wrapper(model, cfg.optim_wrapper)
     data, inputs = synthetic_data(settings, cfg, model)
-    step = make_step(model, data, 'train', optim_wrapper)
+    step = make_step(model, data, settings.mode, optim_wrapper)
     for _ in range(settings.warmup):
         step()
     scopes = part_scopes(fianet_parts(model, optim_wrapper))
@@ -209,12 +211,14 @@ def profile_training_step(settings: BenchmarkSettings, steps: int = 1,
     rows = shares_table(totals)
     size, length = inputs['size'], inputs['length']
     title = (f'{osp.basename(settings.config)}: batch {settings.batch}, {size[0]}x{size[1]}, '
-             f'L={length}, path={settings.path}, {torch.get_num_threads()} threads; '
+             f'L={length}, {settings.mode}, path={settings.path}, '
+             f'{torch.get_num_threads()} threads; '
              f'profiled step {wall:.3f} s (self CPU time per step)')
     text = format_table(rows, title)
     if top:
         text += '\n' + prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=top)
-    record = dict(config=osp.basename(settings.config), batch=settings.batch, **inputs,
+    record = dict(config=osp.basename(settings.config), mode=settings.mode,
+                  batch=settings.batch, **inputs,
                   path=settings.path, amp=settings.amp,
                   speedups=model_speedups(model, optim_wrapper),
                   profiled_step_s=round(wall, 4), parts=rows)

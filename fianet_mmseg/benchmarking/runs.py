@@ -36,10 +36,13 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from . import flops as flop_count
 from . import timing
 from .inputs import EXPRESSIONS, synthetic_data
 from .settings import (
     BASELINE,
+    ONNXRUNTIME,
+    REDUCED_PRECISIONS,
     BenchmarkSettings,
     model_speedups,
     prepare_config,
@@ -127,19 +130,50 @@ def build_path(settings: BenchmarkSettings) -> BuiltPath:
         model, step = load_baseline(settings.baseline)(cfg, data, settings.mode,
                                                        settings.device)
         return model, None, cfg, notes, step, inputs
+    if settings.path in (*REDUCED_PRECISIONS, ONNXRUNTIME) and (settings.mode != 'infer'
+                                                                or settings.amp):
+        raise ValueError(f'the {settings.path} path is for --mode infer without --amp')
     model = build_model(cfg, settings.device)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper) \
         if settings.mode == 'train' else None
     data, inputs = synthetic_data(settings, cfg, model)
     step = make_step(model, data, settings.mode, optim_wrapper,
                      amp_dtype=notes['amp'] if settings.mode == 'infer' else None)
+    if settings.path in REDUCED_PRECISIONS:
+        from ..utils.precision import set_benchmark_precision
+
+        # its float32 step's FLOPs (int8 kernels are not counted), counted here, before
+        # the timed steps: the other paths count after them (see _count_flops)
+        notes['flops'] = flop_count.count_flops(step)
+        notes['precision'] = set_benchmark_precision(model, settings.path, settings.device)
+        step = make_step(model, data, settings.mode)
+    elif settings.path == ONNXRUNTIME:
+        from ..utils.onnx_runtime import use_onnxruntime
+
+        if not settings.onnx:
+            raise ValueError('the onnxruntime path needs --onnx FILE')
+        notes['flops'] = flop_count.count_flops(step)  # the PyTorch step's (the same graph)
+        use_onnxruntime(model, settings.onnx)
+        step = make_step(model, data, settings.mode)
     return model, optim_wrapper, cfg, notes, step, inputs
 
 
+def _count_flops(built: BuiltPath) -> None:
+    """Count the FLOPs of the path's step once (after its timed steps and peak memory: the
+    counting step's freed memory then does not raise the measured peak)."""
+    notes, step = built[3], built[4]
+    if 'flops' not in notes:
+        notes['flops'] = flop_count.count_flops(step)
+
+
 def _record(settings: BenchmarkSettings, built: BuiltPath, times: List[float],
-            usage: List[dict], load_start) -> dict:
-    """The JSON record of one path's timed steps (memory and machine added by :func:`run`)."""
+            usage: List[dict], load_start, peak: Optional[dict] = None) -> dict:
+    """The JSON record of one path's timed steps (memory and machine added by :func:`run`).
+
+    ``peak``: :func:`~.flops.matmul_peak` of this run, for the step's fraction of it.
+    """
     model, optim_wrapper, cfg, notes, _, inputs = built
+    median = timing.summarize_times(times)['median']
     return dict(
         config=osp.basename(settings.config), mode=settings.mode, device=settings.device,
         batch=settings.batch, **inputs, iters=settings.iters, warmup=settings.warmup,
@@ -148,8 +182,9 @@ def _record(settings: BenchmarkSettings, built: BuiltPath, times: List[float],
         amp=notes['amp'], with_cp=bool(cfg.model.backbone.get('with_cp', False)),
         step_s=timing.rounded_stats(times),
         cpu_s=timing.rounded_stats(timing.cpu_seconds(usage)), **timing.usage_summary(usage),
-        samples_per_s=round(settings.batch / timing.summarize_times(times)['median'], 3),
-        threads=torch.get_num_threads(),
+        samples_per_s=round(settings.batch / median, 3),
+        **flop_count.efficiency(notes.get('flops'), median, peak), matmul_peak=peak,
+        precision=notes.get('precision', 'fp32'), threads=torch.get_num_threads(),
         load_avg=dict(start=load_start, end=timing.load_average()))
 
 
@@ -158,6 +193,7 @@ def run(settings: BenchmarkSettings) -> dict:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     load_start = timing.load_average()
+    peak = flop_count.matmul_peak(device=settings.device)
     built = build_path(settings)
     model, _, cfg, notes, step, _ = built
     memory = timing.PeakMemory(settings.device)
@@ -165,10 +201,12 @@ def run(settings: BenchmarkSettings) -> dict:
     memory.reset()
     usage: List[dict] = []
     times = timing.time_steps(step, settings.iters, settings.warmup, settings.device, usage)
-    record = _record(settings, built, times, usage, load_start)
+    peak_memory = memory.peak()
+    _count_flops(built)
+    record = _record(settings, built, times, usage, load_start, peak)
     record.update(
         random_init=settings.random_init, optim_wrapper=cfg.optim_wrapper.get('type'),
-        memory=dict(memory.peak(), after_build_mb=memory_after_build),
+        memory=dict(peak_memory, after_build_mb=memory_after_build),
         params=count_parameters(model),
         torch=torch.__version__, machine=platform.processor() or platform.machine())
     if 'text_encoder_arch' in notes:
@@ -191,8 +229,13 @@ def summary_line(records: dict, rounds: Optional[Dict[str, Dict[str, List[float]
     summary = dict(step_s_median={p: r['step_s']['median'] for p, r in records.items()},
                    cpu_s_median={p: (r.get('cpu_s') or {}).get('median')
                                  for p, r in records.items()},
-                   peak_mb={p: (r['memory'] or {}).get('peak_mb') for p, r in records.items()})
-    for baseline in ('straightforward', BASELINE):
+                   peak_mb={p: (r['memory'] or {}).get('peak_mb') for p, r in records.items()},
+                   gflop={p: r.get('gflop') for p, r in records.items()},
+                   fraction_of_peak={p: r.get('fraction_of_peak') for p, r in records.items()})
+    against = ('straightforward', 'config', BASELINE) \
+        if set(records).intersection((*REDUCED_PRECISIONS, ONNXRUNTIME)) \
+        else ('straightforward', BASELINE)
+    for baseline in against:
         if baseline not in records:
             continue
         base = records[baseline]['step_s']['median']
@@ -247,6 +290,7 @@ def compare_interleaved(settings: BenchmarkSettings, paths: Sequence[str]) -> Li
     if settings.threads:
         torch.set_num_threads(settings.threads)
     load_start = timing.load_average()
+    peak = flop_count.matmul_peak(device=settings.device)
     built = {}
     for path in paths:
         built[path] = build_path(replace(settings, path=path))
@@ -260,8 +304,10 @@ def compare_interleaved(settings: BenchmarkSettings, paths: Sequence[str]) -> Li
             times[path] += timing.time_steps(built[path][4], 1, 0, settings.device, usage[path])
     records = {}
     for path in paths:
+        _count_flops(built[path])
         records[path] = dict(_record(replace(settings, path=path), built[path], times[path],
-                                     usage[path], load_start), interleaved=True, memory=None)
+                                     usage[path], load_start, peak),
+                             interleaved=True, memory=None)
         print(json.dumps(records[path]), flush=True)
     cpu_times = {path: timing.cpu_seconds(usage[path]) for path in paths}
     summary = summary_line(records, dict(step_s=times, cpu_s=cpu_times))

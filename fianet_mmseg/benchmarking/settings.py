@@ -8,6 +8,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 from mmengine.config import Config
 from torch import nn
 
+from ..utils.precision import PRECISIONS, REMOVED_PRECISIONS
 from ..utils.run_config import use_mixed_precision
 
 #: Speed-up switches: name -> the config keys it sets (True: on).
@@ -31,10 +32,18 @@ BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12
                          num_attention_heads=12, intermediate_size=3072,
                          max_position_embeddings=512, type_vocab_size=2)
 
+#: Reduced-precision inference paths (``--mode infer`` only): the config's path at
+#: that precision (:func:`fianet_mmseg.utils.precision.apply_precision`), and
+#: ``int8`` (measured, not an option of ``init_model``:
+#: :func:`~fianet_mmseg.utils.precision.quantize_linear_int8`).
+REDUCED_PRECISIONS = (*(p for p in PRECISIONS if p != 'fp32'), *REMOVED_PRECISIONS)
+
 #: Paths a run can time: the config as it is, every switch on, every switch off,
-#: one switch on alone, or the model of ``--baseline``.
+#: one switch on alone, the model of ``--baseline``, or a reduced precision.
 CONFIG, FAST, STRAIGHTFORWARD, BASELINE = 'config', 'fast', 'straightforward', 'baseline'
-PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE)
+#: The config's model with its tensor forward in onnxruntime (``--onnx FILE``, ``--mode infer``).
+ONNXRUNTIME = 'onnxruntime'
+PATHS = (CONFIG, FAST, STRAIGHTFORWARD, *SPEEDUPS, BASELINE, *REDUCED_PRECISIONS, ONNXRUNTIME)
 
 
 @dataclass
@@ -59,6 +68,8 @@ class BenchmarkSettings:
         cfg_options: Config overrides (dotted keys).
         baseline: ``FILE.py:FACTORY`` of the ``baseline`` path (see
             :func:`~fianet_mmseg.benchmarking.runs.load_baseline`).
+        onnx: The ONNX file of the ``onnxruntime`` path (an export of
+            ``tools/deployment/export_onnx.py`` at the run's size and text length).
     """
 
     config: str
@@ -79,6 +90,7 @@ class BenchmarkSettings:
     seed: int = 0
     cfg_options: dict = field(default_factory=dict)
     baseline: Optional[str] = None
+    onnx: Optional[str] = None
 
 
 def set_speedups(cfg: Config, enabled: Iterable[str]) -> Dict[str, bool]:
@@ -188,7 +200,7 @@ def prepare_config(settings: BenchmarkSettings) -> Tuple[Config, dict]:
         set_speedups(cfg, SPEEDUPS)
     elif settings.path == STRAIGHTFORWARD:
         set_speedups(cfg, ())
-    elif settings.path != CONFIG:
+    elif settings.path not in (CONFIG, ONNXRUNTIME, *REDUCED_PRECISIONS):
         set_speedups(cfg, [settings.path])
     if settings.with_cp:
         cfg.model.backbone.with_cp = True

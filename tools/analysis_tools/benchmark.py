@@ -20,6 +20,13 @@ full steps on a synthetic batch and prints ONE JSON line (see
         --random-init --batch 2 --size 480 480 --iters 2 --warmup 1 \\
         --compare config baseline --baseline tests/reference_fianet.py:benchmark_step \\
         --interleave
+    # reduced precision (bf16, int8) against float32 and the reference, Swin-B inference
+    python tools/analysis_tools/benchmark.py configs/fianet_swin-b_rrsisd.py --random-init \\
+        --mode infer --batch 1 --size 480 480 --compare config bf16 int8 baseline \\
+        --interleave --baseline tests/reference_fianet.py:benchmark_step
+    # their logits against float32's (max / mean |difference|, argmax agreement)
+    python tools/analysis_tools/benchmark.py configs/fianet_swin-b_rrsisd.py --random-init \\
+        --mode infer --batch 1 --size 480 480 --agreement
     # decoupling and tokenisation per expression (microseconds)
     python tools/analysis_tools/benchmark.py --mode text --iters 2000
 
@@ -28,7 +35,12 @@ schedules fuse AdamW), ``fast`` (every switch of
 :data:`fianet_mmseg.benchmarking.settings.SPEEDUPS` on), ``straightforward`` (all
 off), one switch name (only that one on) or ``baseline`` (``--baseline
 FILE.py:FACTORY``, a callable ``(cfg, data, mode, device) -> (model, step)``).
-``--amp``: bfloat16 autocast on CPU, float16 AMP on GPU.
+``--amp``: bfloat16 autocast on CPU, float16 AMP on GPU. ``bf16`` / ``int8`` (``--mode
+infer``): the config's path at that inference precision (``init_model(...,
+precision=...)``); ``onnxruntime`` (``--onnx FILE``): its tensor forward in
+onnxruntime. Every record has the step's FLOPs (torch's counter, one step),
+the achieved GFLOP/s and its fraction of this machine's float32 matrix-product peak
+(best of a few 2048x2048 products at start, same threads).
 """
 from __future__ import annotations
 
@@ -49,9 +61,11 @@ from mmengine.config import DictAction  # noqa: E402
 
 import fianet_mmseg  # noqa: E402
 from fianet_mmseg.benchmarking import runs  # noqa: E402
+from fianet_mmseg.benchmarking.agreement import precision_agreement  # noqa: E402
 from fianet_mmseg.benchmarking.settings import (  # noqa: E402
     BASELINE,
     PATHS,
+    REDUCED_PRECISIONS,
     SPEEDUPS,
     BenchmarkSettings,
 )
@@ -86,6 +100,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add('--interleave', action='store_true', help='with --compare: every path in this process, '
         'steps alternating round by round (no memory per path)')
     add('--baseline', metavar='FILE.py:FACTORY', help='the model of the baseline path')
+    add('--onnx', metavar='FILE', help='the onnxruntime path\'s graph (tools/deployment/'
+        'export_onnx.py, at --size and --length)')
+    add('--agreement', action='store_true', help='--mode infer: instead of timing, compare the '
+        'logits of the reduced-precision paths (bf16, int8) with float32 on the batch')
     add('--text', choices=['expressions', 'random'], default='expressions',
         help='built-in RRSIS-D / RefSegRS-style expressions (random when the offline '
         'vocabulary is missing or the encoder has a smaller one), or random word pieces')
@@ -106,7 +124,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              (args.size is not None and min(args.size) < 32,
                               '--size must be at least 32 32'),
                              (BASELINE in paths and not args.baseline,
-                              'the baseline path needs --baseline FILE.py:FACTORY')):
+                              'the baseline path needs --baseline FILE.py:FACTORY'),
+                             ('onnxruntime' in paths and not args.onnx,
+                              'the onnxruntime path needs --onnx FILE'),
+                             (args.agreement and args.mode != 'infer',
+                              '--agreement is for --mode infer')):
         if problem:
             parser.error(message)
     return args
@@ -125,6 +147,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                                  args.length or 22, args.dataset)))
         return
     fianet_mmseg.register_all_modules()
+    if args.agreement:
+        for record in precision_agreement(settings_of(args), REDUCED_PRECISIONS):
+            print(json.dumps(record), flush=True)
+        return
     if args.compare is None:
         print(json.dumps(runs.run(settings_of(args))), flush=True)
         return

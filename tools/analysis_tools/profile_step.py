@@ -1,4 +1,4 @@
-"""Profile one FIANet training step and print each part's share of the time.
+"""Profile one FIANet training step (or inference) and print each part's share of the time.
 
 Runs ``--warmup`` unprofiled training steps, then profiles ``--steps`` steps with
 ``torch.profiler`` (CPU activity) and splits the self CPU time into the parts of
@@ -12,6 +12,8 @@ line. Profiling inflates cheap operators: compare shares, not absolute times, wi
     python tools/analysis_tools/profile_step.py configs/fianet_tiny_synthetic.py --batch 8
     python tools/analysis_tools/profile_step.py configs/fianet_swin-b_rrsisd.py \\
         --random-init --batch 1 --size 224 224
+    python tools/analysis_tools/profile_step.py configs/fianet_swin-b_rrsisd.py \\
+        --random-init --mode infer --batch 1 --size 480 480
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add('config', help='config file')
+    add('--mode', choices=['train', 'infer'], default='train',
+        help='a training step or an inference (test_step, no gradients)')
     add('--batch', type=int, default=2)
     add('--size', type=int, nargs=2, metavar=('H', 'W'),
         help="image size (default: the config's img_scale)")
@@ -62,7 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     fianet_mmseg.register_all_modules()
     settings = BenchmarkSettings(
-        args.config, batch=args.batch, size=args.size, length=args.length, warmup=args.warmup,
+        args.config, mode=args.mode, batch=args.batch, size=args.size, length=args.length,
+        warmup=args.warmup,
         amp=args.amp, with_cp=args.with_cp, random_init=args.random_init, path=args.path,
         text=args.text, threads=args.threads, cfg_options=args.cfg_options)
     text, record = profile_training_step(settings, args.steps, args.top)
