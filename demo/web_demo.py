@@ -38,13 +38,11 @@ from typing import Optional, Sequence
 
 from mmengine.config import DictAction
 
-from fianet_mmseg.apis import init_model
+from fianet_mmseg.apis import add_precision_argument, init_model
 from fianet_mmseg.apis.web import MAX_UPLOAD_MB, build_app, launch, require_gradio
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from fianet_mmseg.apis import add_precision_argument
-
     parser = argparse.ArgumentParser(description='FIANet browser demo')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')

@@ -23,8 +23,8 @@ from mmengine.dataset import pseudo_collate
 from fianet_mmseg.apis import get_inference_pipeline, inference_model, init_model, onnx_export
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # one export, ~30 s on two CPU cores
-onnx = require('onnx', 'pip install "fianet-mmseg[dev]"')
-onnxruntime = require('onnxruntime', 'pip install "fianet-mmseg[dev]"')
+onnx = require('onnx', 'pip install "fianet-mmseg[onnx]"')
+onnxruntime = require('onnxruntime', 'pip install "fianet-mmseg[onnx]"')
 
 SIZE, LENGTH = 64, 12
 #: The export tool's check (``--atol``): onnxruntime against PyTorch, max |logit difference|.

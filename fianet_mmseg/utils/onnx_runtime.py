@@ -31,7 +31,7 @@ def _session(onnx_file: str, threads: Optional[int]):
         import onnxruntime
     except ImportError as err:
         raise ImportError('inference with an ONNX file needs onnxruntime: pip install '
-                          'onnxruntime (or "fianet-mmseg[dev]")') from err
+                          'onnxruntime (or "fianet-mmseg[onnx]")') from err
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     return onnxruntime.InferenceSession(onnx_file, options,
