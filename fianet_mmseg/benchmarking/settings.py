@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from torch import nn
@@ -207,3 +207,31 @@ def prepare_config(settings: BenchmarkSettings) -> Tuple[Config, dict]:
     notes['amp'] = use_mixed_precision(cfg, 'cpu' if settings.device == 'cpu' else 'cuda',
                                        settings.amp_dtype) if settings.amp else None
     return cfg, notes
+
+
+#: ``tools/analysis_tools/benchmark.py``'s defaults of ``--iters`` and ``--warmup``:
+#: expressions for ``--mode text``, steps otherwise.
+TEXT_DEFAULTS = dict(iters=2000, warmup=200)
+STEP_DEFAULTS = dict(iters=5, warmup=2)
+
+
+def complete_arguments(args: Any) -> Optional[str]:
+    """Fill the benchmark's unset ``iters`` / ``warmup`` (by mode) and check the arguments.
+
+    Returns:
+        str | None: What is wrong with them (for ``parser.error``), else None.
+    """
+    for key, value in (TEXT_DEFAULTS if args.mode == 'text' else STEP_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    paths = [args.path, *(args.compare or [])]
+    problems = (
+        (args.mode != 'text' and not args.config, 'give a config'),
+        (args.batch < 1 or args.iters < 1, '--batch and --iters must be >= 1'),
+        (args.warmup < 0, '--warmup must be >= 0'),
+        (args.size is not None and min(args.size) < 32, '--size must be at least 32 32'),
+        (BASELINE in paths and not args.baseline,
+         'the baseline path needs --baseline FILE.py:FACTORY'),
+        (ONNXRUNTIME in paths and not args.onnx, 'the onnxruntime path needs --onnx FILE'),
+        (args.agreement and args.mode != 'infer', '--agreement is for --mode infer'))
+    return next((message for problem, message in problems if problem), None)

@@ -63,15 +63,12 @@ import fianet_mmseg  # noqa: E402
 from fianet_mmseg.benchmarking import runs  # noqa: E402
 from fianet_mmseg.benchmarking.agreement import precision_agreement  # noqa: E402
 from fianet_mmseg.benchmarking.settings import (  # noqa: E402
-    BASELINE,
     PATHS,
     REDUCED_PRECISIONS,
     SPEEDUPS,
     BenchmarkSettings,
+    complete_arguments,
 )
-
-TEXT_DEFAULTS = dict(iters=2000, warmup=200)  # expressions, for --mode text
-STEP_DEFAULTS = dict(iters=5, warmup=2)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -114,23 +111,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add('--cfg-options', nargs='+', action=DictAction, default={},
         help='override config entries (key=value)')
     args = parser.parse_args(argv)
-    for key, value in (TEXT_DEFAULTS if args.mode == 'text' else STEP_DEFAULTS).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    paths = [args.path, *(args.compare or [])]
-    for problem, message in ((args.mode != 'text' and not args.config, 'give a config'),
-                             (args.batch < 1 or args.iters < 1, '--batch and --iters must '
-                              'be >= 1'), (args.warmup < 0, '--warmup must be >= 0'),
-                             (args.size is not None and min(args.size) < 32,
-                              '--size must be at least 32 32'),
-                             (BASELINE in paths and not args.baseline,
-                              'the baseline path needs --baseline FILE.py:FACTORY'),
-                             ('onnxruntime' in paths and not args.onnx,
-                              'the onnxruntime path needs --onnx FILE'),
-                             (args.agreement and args.mode != 'infer',
-                              '--agreement is for --mode infer')):
-        if problem:
-            parser.error(message)
+    problem = complete_arguments(args)
+    if problem:
+        parser.error(problem)
     return args
 
 
