@@ -419,6 +419,7 @@ def test_prediction_at_input_size_uses_mmseg_padding_order_and_undoes_flips(flip
     height, width = 6, 7  # the image at the network's input size
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(1, 2, height + top + bottom, width + left + right, generator=gen)
+    logits[0, 1, ::2, ::3] = logits[0, 0, ::2, ::3]  # ties: the first class, as argmax says
     meta = dict(img_shape=(height, width), ori_shape=(height, width),
                 pad_shape=tuple(logits.shape[2:]), padding_size=[left, right, top, bottom],
                 flip=flip is not None, flip_direction=flip)

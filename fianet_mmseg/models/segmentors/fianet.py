@@ -176,8 +176,10 @@ class FIANet(EncoderDecoder):
         at_input = []
         for index in range(seg_logits.shape[0]):
             meta = data_samples[index].metainfo if data_samples is not None else {}
-            at_input.append(_unpad_and_unflip(seg_logits[index], meta).argmax(dim=0,
-                                                                              keepdim=True))
+            # the argmax (the first of equal maxima, as argmax): torch 2.13's CPU argmax over
+            # a leading dim of 2 took 18 ms for 480x480, max's indices 0.8 ms
+            at_input.append(_unpad_and_unflip(seg_logits[index], meta).max(
+                dim=0, keepdim=True).indices)
         results = super().postprocess_result(seg_logits, data_samples)
         for sample, pred in zip(results, at_input):
             sample.set_data({INPUT_SIZE_PRED: PixelData(data=pred)})
