@@ -43,10 +43,9 @@ import torch
 from mmseg.registry import TRANSFORMS
 from torch import Tensor, nn
 
+from ..utils.onnx_runtime import INPUT_NAMES, OUTPUT_NAMES, onnx_session
 from .inference import get_inference_pipeline
 
-INPUT_NAMES = ('img', 'input_ids', 'attention_mask', 'object_mask', 'position_mask')
-OUTPUT_NAMES = ('logits',)
 EXPORT_BATCH = 2
 CHECK_BATCHES = (1, 3)
 EXAMPLE_EXPRESSIONS = (
@@ -164,9 +163,7 @@ def torch_reference(model: nn.Module) -> Callable[[Inputs], np.ndarray]:
 def max_abs_differences(onnx_path: str, reference: Callable[[Inputs], np.ndarray],
                         checks: Dict[int, Inputs]) -> Dict[int, float]:
     """Largest ``|onnxruntime - reference|`` of the logits, per batch size."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    session = onnx_session(onnx_path)
     differences = {}
     for batch, inputs in checks.items():
         feed = {name: tensor.cpu().numpy() for name, tensor in zip(INPUT_NAMES, inputs)}

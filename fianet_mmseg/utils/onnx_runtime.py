@@ -20,13 +20,16 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-#: The graph's inputs, in the order of ``FIANet.forward_tensors``.
+#: The graph's inputs, in the order of ``FIANet.forward_tensors``, and its output.
 INPUT_NAMES = ('img', 'input_ids', 'attention_mask', 'object_mask', 'position_mask')
+OUTPUT_NAMES = ('logits',)
 #: The attribute naming the backend a model infers with.
 BACKEND_ATTR = 'inference_backend'
 
 
-def _session(onnx_file: str, threads: Optional[int]):
+def onnx_session(onnx_file: str, threads: Optional[int] = None):
+    """An ``onnxruntime.InferenceSession`` of ``onnx_file`` on the CPU, with ``threads``
+    intra-op threads (default: torch's)."""
     try:
         import onnxruntime
     except ImportError as err:
@@ -57,7 +60,7 @@ def use_onnxruntime(model: nn.Module, onnx_file: str, threads: Optional[int] = N
     if not osp.isfile(str(onnx_file)):
         raise FileNotFoundError(f'ONNX file {onnx_file} does not exist')
     model = getattr(model, 'module', model)
-    session = _session(str(onnx_file), threads)
+    session = onnx_session(str(onnx_file), threads)
     shapes = {node.name: node.shape for node in session.get_inputs()}
     if set(shapes) != set(INPUT_NAMES):
         raise ValueError(f'{onnx_file}: inputs {sorted(shapes)} are not those of '
@@ -78,7 +81,7 @@ def use_onnxruntime(model: nn.Module, onnx_file: str, threads: Optional[int] = N
         feeds = dict(img=inputs.detach().float().cpu().numpy())
         for name in INPUT_NAMES[1:]:
             feeds[name] = text[name].detach().long().cpu().numpy()
-        logits = session.run(['logits'], feeds)[0]
+        logits = session.run(list(OUTPUT_NAMES), feeds)[0]
         return torch.from_numpy(logits).to(inputs.device)
 
     model.encode_decode = encode_decode
