@@ -172,3 +172,14 @@ def test_scripts_take_precision(script, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parse('--precision', 'int8')
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_test_py_refuses_a_reduced_precision_with_an_onnx_graph(monkeypatch, tmp_path):
+    """tools/test.py applies --precision and --onnx as init_model does (one helper): the
+    float32 graph with bf16 is refused before the checkpoint or config is read."""
+    monkeypatch.setattr('sys.argv', ['test.py', str(tmp_path / 'missing.py'),
+                                     str(tmp_path / 'missing.pth'), '--precision', 'bf16',
+                                     '--onnx', str(tmp_path / 'model.onnx')])
+    with pytest.raises(ValueError, match="onnx runs the exported float32 graph: give "
+                                         "precision='fp32', not 'bf16'"):
+        load_script('tools/test.py').main()

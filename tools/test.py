@@ -23,7 +23,11 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from fianet_mmseg.apis import add_precision_argument, apply_precision
+from fianet_mmseg.apis import (
+    add_precision_argument,
+    check_inference_options,
+    set_inference_options,
+)
 from fianet_mmseg.apis.test_setup import (
     check_tokenizer_vocabulary,
     enable_visualization,
@@ -31,7 +35,6 @@ from fianet_mmseg.apis.test_setup import (
     set_refseg_output,
 )
 from fianet_mmseg.checkpoint import load_weights, read_checkpoint_for_model
-from fianet_mmseg.utils.onnx_runtime import use_onnxruntime
 from fianet_mmseg.utils.run_config import build_runner, load_run_config
 
 
@@ -62,6 +65,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    check_inference_options(args.precision, args.onnx)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
@@ -79,9 +83,7 @@ def main() -> None:
     load_weights(runner.model, state, args.checkpoint)
     del state
     runner.model.eval()
-    apply_precision(runner.model, args.precision)
-    if args.onnx:
-        use_onnxruntime(runner.model, args.onnx)
+    set_inference_options(runner.model, args.precision, args.onnx)
     runner.test()
 
 

@@ -42,8 +42,9 @@ from mmseg.structures import SegDataSample
 from torch import nn
 
 from ..checkpoint import load_weights, read_checkpoint_for_model
+from ..constants import TEXT_KEYS
 from ..utils.image_io import GeoImage, read_image
-from ..utils.precision import apply_precision, check_precision
+from ..utils.precision import check_inference_options, set_inference_options
 
 ImageType = Union[str, Path, np.ndarray, GeoImage]
 ConfigType = Union[str, Path, Config]
@@ -172,7 +173,7 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         cfg_options (dict, optional): Dotted-key overrides merged into the
             config (like ``--cfg-options``).
-        precision (str): ``'fp32'`` (exact), ``'bf16'`` or ``'int8'``
+        precision (str): ``'fp32'`` (exact) or ``'bf16'``
             (:func:`~fianet_mmseg.utils.precision.apply_precision`; the
             precision the model runs at is ``model.inference_precision``).
         onnx (str, optional): An ONNX file of ``tools/deployment/export_onnx.py``:
@@ -193,10 +194,7 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         cfg = copy.deepcopy(config)
     else:
         raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
-    check_precision(precision)
-    if onnx is not None and precision != 'fp32':
-        raise ValueError(f"onnx runs the exported float32 graph: give precision='fp32', "
-                         f'not {precision!r}')
+    check_inference_options(precision, onnx)  # before the model is built
     if checkpoint is not None and not osp.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     if cfg_options:
@@ -220,11 +218,7 @@ def init_model(config: ConfigType, checkpoint: Optional[str] = None, device: str
         model = revert_sync_batchnorm(model)
     model.to(device)
     model.eval()
-    apply_precision(model, precision, str(device))
-    if onnx is not None:
-        from ..utils.onnx_runtime import use_onnxruntime
-
-        use_onnxruntime(model, onnx)
+    set_inference_options(model, precision, onnx, str(device))
     return model
 
 
@@ -359,9 +353,6 @@ def foreground_probability(result: SegDataSample) -> np.ndarray:
     return probability.numpy()
 
 
-_TEXT_KEYS = ('input_ids', 'attention_mask', 'object_mask', 'position_mask')
-
-
 def wordpiece_masks(model: nn.Module, result: Union[SegDataSample, str]
                     ) -> List[Dict[str, Any]]:
     """The text as the model received it (or would receive an expression): one row per
@@ -380,9 +371,9 @@ def wordpiece_masks(model: nn.Module, result: Union[SegDataSample, str]
     tokenizer = pipeline.tokenizer
     if isinstance(result, str):
         encoded = pipeline.text_step()(dict(expression=result))
-        columns = {key: [int(v) for v in encoded[key]] for key in _TEXT_KEYS}
+        columns = {key: [int(v) for v in encoded[key]] for key in TEXT_KEYS}
     else:
-        columns = {key: result.get(key).detach().cpu().tolist() for key in _TEXT_KEYS}
+        columns = {key: result.get(key).detach().cpu().tolist() for key in TEXT_KEYS}
     tokens = tokenizer.convert_ids_to_tokens(columns['input_ids'])
     return [dict(index=index, wordpiece=token, input_id=columns['input_ids'][index],
                  attention_mask=columns['attention_mask'][index],

@@ -149,6 +149,32 @@ def apply_precision(model: nn.Module, precision: str = 'fp32', device: Optional[
     return precision
 
 
+def check_inference_options(precision: Any, onnx: Optional[str] = None) -> None:
+    """Refuse an unknown ``precision``, or a reduced one with an ONNX graph (float32 only).
+
+    Raises:
+        ValueError: Naming ``precision``.
+    """
+    check_precision(precision)
+    if onnx is not None and precision != 'fp32':
+        raise ValueError(f"onnx runs the exported float32 graph: give precision='fp32', "
+                         f'not {precision!r}')
+
+
+def set_inference_options(model: nn.Module, precision: str = 'fp32', onnx: Optional[str] = None,
+                          device: Optional[str] = None) -> str:
+    """``init_model``'s and ``tools/test.py``'s ``precision`` and ``onnx`` on a loaded model
+    (in place): :func:`apply_precision`, then the graph of ``onnx`` in onnxruntime
+    (:func:`~fianet_mmseg.utils.onnx_runtime.use_onnxruntime`). Returns the precision run."""
+    check_inference_options(precision, onnx)
+    precision = apply_precision(model, precision, device)
+    if onnx is not None:
+        from .onnx_runtime import use_onnxruntime
+
+        use_onnxruntime(model, onnx)
+    return precision
+
+
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     """The scripts' ``--precision`` option (``fp32`` by default) and ``--onnx FILE``."""
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
