@@ -51,17 +51,11 @@ def sha256_of(path: str) -> str:
 
 def load_config(path: str, options: Optional[dict]):
     """The project config (``--cfg-options`` checked and merged) with its registry scope."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    from ..utils.run_config import check_cfg_options
+    from ..utils.run_config import load_config as load_checked_config
 
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
-    if options:
-        check_cfg_options(cfg, options)
-        cfg.merge_from_dict(options)
+    cfg = load_checked_config(path, options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     return cfg
 

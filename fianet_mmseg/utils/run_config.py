@@ -83,23 +83,28 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
 
 
 
+def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config file and apply ``--cfg-options``, whose keys must name existing
+    config entries (see :func:`check_cfg_options`)."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_run_config(config: str, cfg_options: Optional[dict] = None,
                     work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
-    """Load a config, apply ``--cfg-options`` and settle the work dir.
+    """Load a config, apply ``--cfg-options`` (:func:`load_config`) and settle the work dir.
 
     The work dir is, by priority: ``work_dir``, the config's ``work_dir``,
     ``./work_dirs/<config name>``. With the ``pytorch`` launcher and no GPU,
     the gloo process group is started here (see :func:`init_cpu_distributed`).
-    ``cfg_options`` keys must name existing config entries (see
-    :func:`check_cfg_options`).
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist')
-    cfg = Config.fromfile(config)
+    cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
-    if cfg_options:
-        check_cfg_options(cfg, cfg_options)
-        cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
