@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import os.path as osp
-import tempfile
 from typing import List, Optional, Tuple
 
 import torch
 
+from ..utils.atomic_file import atomic_write
 from ..version import __version__
 from .conversion import REFERENCE_TEXT_ENCODER, official_fianet_to_mmseg, text_encoder_architecture
 from .loading import check_weights, use_stored_text_encoder
@@ -70,19 +69,6 @@ def check_against_config(cfg, converted: dict, src: str) -> None:
     model_cfg = copy.deepcopy(cfg.model)  # (building reads no pretrained weights)
     use_stored_text_encoder(model_cfg, converted)
     check_weights(MODELS.build(model_cfg), converted, src)
-
-
-def save_atomically(checkpoint: dict, dst: str) -> None:
-    """``torch.save`` to a temporary file beside ``dst``, then rename it into place."""
-    folder = osp.dirname(osp.abspath(dst))
-    handle, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dst), suffix='.tmp', dir=folder)
-    os.close(handle)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def convert_official_checkpoint(src: str, dst: str, config: Optional[str] = None,
@@ -136,5 +122,5 @@ def convert_official_checkpoint(src: str, dst: str, config: Optional[str] = None
     meta = dict(converted_from=osp.basename(src), source_sha256=sha256_of(src),
                 converter=CONVERTER_SCRIPT, converter_version=__version__,
                 text_encoder_from=config or REFERENCE_TEXT_ENCODER)
-    save_atomically({'state_dict': converted, 'meta': meta}, dst)
+    atomic_write(dst, lambda file: torch.save({'state_dict': converted, 'meta': meta}, file))
     return converted, dropped
